@@ -1,0 +1,3 @@
+//! Duplicate detection: exact content hashes (MinHash/LSH follow).
+
+pub mod exact;

@@ -1,0 +1,54 @@
+//! The only door between Rust and Python. Functions here convert types,
+//! release the GIL around kernels and map errors (see `errors.rs`); the
+//! algorithms live in the plain-Rust modules.
+
+mod errors;
+
+use numpy::{PyArray1, PyArrayMethods};
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+
+use crate::{dedup, pool};
+
+/// Set the number of threads the Rust kernels use (also read from
+/// FASTLLM_NUM_THREADS). Takes effect at the next kernel call.
+#[pyfunction]
+fn set_num_threads(n: usize) -> PyResult<()> {
+    Ok(pool::set_num_threads(n)?)
+}
+
+/// The number of threads the next Rust kernel will use.
+#[pyfunction]
+fn get_num_threads() -> PyResult<usize> {
+    Ok(pool::num_threads()?)
+}
+
+/// 128-bit xxh3 content hashes of `texts` as an (n, 2) uint64 array
+/// (high word, low word); with `normalize`, case, punctuation and whitespace
+/// are folded first.
+#[pyfunction]
+#[pyo3(signature = (texts, normalize = true))]
+fn content_hashes<'py>(
+    py: Python<'py>,
+    texts: Vec<PyBackedStr>,
+    normalize: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let hashes = py.detach(|| pool::install(|| dedup::exact::content_hashes(&texts, normalize)))?;
+    let n = hashes.len();
+    let mut words = Vec::with_capacity(2 * n);
+    for h in hashes {
+        words.push((h >> 64) as u64);
+        words.push(h as u64);
+    }
+    let arr = PyArray1::from_vec(py, words).reshape([n, 2])?;
+    Ok(arr.into_any())
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", crate::VERSION)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(content_hashes, m)?)?;
+    Ok(())
+}
