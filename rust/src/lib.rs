@@ -4,6 +4,7 @@
 //! the only module that knows about PyO3 and it is compiled only with the
 //! `python` feature (which maturin turns on).
 
+pub mod bpe;
 pub mod dedup;
 pub mod error;
 pub mod pool;
