@@ -25,4 +25,6 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
-__all__ = ["__version__", "set_num_threads", "get_num_threads"]
+from fastllm.tokenizer import Tokenizer  # noqa: E402
+
+__all__ = ["__version__", "Tokenizer", "set_num_threads", "get_num_threads"]

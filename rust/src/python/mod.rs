@@ -2,6 +2,7 @@
 //! release the GIL around kernels and map errors (see `errors.rs`); the
 //! algorithms live in the plain-Rust modules.
 
+mod bpe;
 mod errors;
 
 use numpy::{PyArray1, PyArrayMethods};
@@ -50,5 +51,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(content_hashes, m)?)?;
+    m.add_class::<bpe::PyBpe>()?;
     Ok(())
 }

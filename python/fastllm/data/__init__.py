@@ -1,0 +1,1 @@
+"""The data pipeline: sources, stages, mixing, and the ``fastllm.data`` CLI."""
