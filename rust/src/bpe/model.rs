@@ -10,7 +10,9 @@
 //! Both are stored the same way, as a map from an id pair to (rank, merged
 //! id), so the encoder has one code path.
 
+use std::cell::RefCell;
 use std::cmp::Reverse;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::collections::BinaryHeap;
 
 use aho_corasick::{AhoCorasick, MatchKind};
@@ -25,6 +27,39 @@ use crate::error::{Error, Result};
 const LONG_PIECE: usize = 96;
 
 const NO_MERGE: u64 = u64::MAX;
+
+/// Pieces that are not whole tokens (words split into several tokens, runs
+/// of CJK text) recur; each thread remembers their ids. The cache belongs to
+/// one model at a time and is emptied when full, so memory stays bounded.
+const CACHE_ENTRIES: usize = 1 << 16;
+const CACHE_PIECE_BYTES: usize = 256;
+
+struct PieceCache {
+    owner: u64,
+    map: FxHashMap<Box<[u8]>, Box<[u32]>>,
+}
+
+thread_local! {
+    static CACHE: RefCell<PieceCache> = RefCell::new(PieceCache {
+        owner: u64::MAX,
+        map: FxHashMap::default(),
+    });
+}
+
+static NEXT_MODEL_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Pieces of up to 7 bytes (most words) are looked up by a key packed into
+/// one u64 — bytes in the low 56 bits, length in the top 8 — so the lookup
+/// touches one hash-table slot instead of chasing a pointer to heap bytes.
+const SHORT_PIECE: usize = 7;
+
+#[inline]
+fn short_key(piece: &[u8]) -> u64 {
+    debug_assert!(piece.len() <= SHORT_PIECE);
+    let mut buf = [0u8; 8];
+    buf[..piece.len()].copy_from_slice(piece);
+    u64::from_le_bytes(buf) | (piece.len() as u64) << 56
+}
 
 #[inline]
 fn pair_key(a: u32, b: u32) -> u64 {
@@ -49,8 +84,10 @@ pub struct Bpe {
     vocab: FxHashMap<Vec<u8>, u32>,
     /// bytes → id, for the tokens a piece may map to directly: those that
     /// BPE itself would produce from their bytes. Skips the merge loop for
-    /// the (many) pieces that are whole tokens.
+    /// the (many) pieces that are whole tokens. Split by length: `direct_short`
+    /// holds those of at most SHORT_PIECE bytes under `short_key`.
     direct: FxHashMap<Vec<u8>, u32>,
+    direct_short: FxHashMap<u64, u32>,
     byte_ids: [u32; 256],
     /// (left, right) → rank << 32 | merged id.
     pairs: FxHashMap<u64, u64>,
@@ -63,6 +100,8 @@ pub struct Bpe {
     /// Whole-token pieces map to the token without merging (tiktoken, and
     /// HF files with `ignore_merges`).
     ignore_merges: bool,
+    /// Identifies this model to the per-thread piece cache.
+    cache_id: u64,
 }
 
 impl Bpe {
@@ -207,6 +246,7 @@ impl Bpe {
             token_bytes,
             vocab: map,
             direct: FxHashMap::default(),
+            direct_short: FxHashMap::default(),
             byte_ids,
             pairs: FxHashMap::default(),
             merges: Vec::new(),
@@ -215,6 +255,7 @@ impl Bpe {
             pretok,
             vocab_size,
             ignore_merges: false,
+            cache_id: NEXT_MODEL_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -222,20 +263,25 @@ impl Bpe {
     /// bytes produces it (or, with `ignore_merges`, always).
     fn build_direct(&mut self, ignore_merges: bool) {
         self.ignore_merges = ignore_merges;
-        if ignore_merges {
-            self.direct = self.vocab.clone();
-            return;
-        }
         let mut direct = FxHashMap::default();
+        let mut short = FxHashMap::default();
         let mut buf = Vec::new();
         for (bytes, &id) in &self.vocab {
-            buf.clear();
-            self.merge_piece(bytes, &mut buf);
-            if buf.len() == 1 && buf[0] == id {
+            if !ignore_merges {
+                buf.clear();
+                self.merge_piece(bytes, &mut buf);
+                if !(buf.len() == 1 && buf[0] == id) {
+                    continue;
+                }
+            }
+            if bytes.len() <= SHORT_PIECE {
+                short.insert(short_key(bytes), id);
+            } else {
                 direct.insert(bytes.clone(), id);
             }
         }
         self.direct = direct;
+        self.direct_short = short;
     }
 
     pub fn ignore_merges(&self) -> bool {
@@ -294,11 +340,35 @@ impl Bpe {
     /// BPE-merge one pre-tokenized piece into `out`.
     #[inline]
     fn encode_piece(&self, piece: &[u8], out: &mut Vec<u32>) {
-        if let Some(&id) = self.direct.get(piece) {
-            out.push(id);
+        let hit = if piece.len() <= SHORT_PIECE {
+            self.direct_short.get(&short_key(piece))
         } else {
-            self.merge_piece(piece, out);
+            self.direct.get(piece)
+        };
+        if let Some(&id) = hit {
+            out.push(id);
+            return;
         }
+        if piece.len() > CACHE_PIECE_BYTES {
+            return self.merge_piece(piece, out);
+        }
+        CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if cache.owner != self.cache_id {
+                cache.map.clear();
+                cache.owner = self.cache_id;
+            }
+            if let Some(ids) = cache.map.get(piece) {
+                out.extend_from_slice(ids);
+                return;
+            }
+            let start = out.len();
+            self.merge_piece(piece, out);
+            if cache.map.len() >= CACHE_ENTRIES {
+                cache.map.clear();
+            }
+            cache.map.insert(piece.into(), out[start..].into());
+        })
     }
 
     fn merge_piece(&self, piece: &[u8], out: &mut Vec<u32>) {
