@@ -111,14 +111,7 @@ class ModelConfig:
             if not isinstance(size, str) or size not in SIZES:
                 raise ValueError(f"model.size: unknown size {size!r}; known: {', '.join(SIZES)}")
             d = {**SIZES[size], **d}
-        hints = typing.get_type_hints(cls)
-        names = {f.name for f in dataclasses.fields(cls)}
-        for key, value in d.items():
-            if key not in names:
-                raise ValueError(f"model.{key}: unknown key; known keys: {', '.join(sorted(names))}")
-            _check_type(f"model.{key}", value, hints[key])
-        d = {k: float(v) if hints[k] is float else v for k, v in d.items()}
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "model")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> ModelConfig:
@@ -151,23 +144,51 @@ class ModelConfig:
         )
 
 
-def _check_type(name: str, value: Any, hint: Any) -> None:
-    args = typing.get_args(hint)
+T = typing.TypeVar("T")
+
+
+def dataclass_from_dict(cls: type[T], d: dict[str, Any], section: str) -> T:
+    """Build the config dataclass ``cls`` from plain values (a TOML table).
+    Unknown keys and wrongly typed values are errors naming ``section.key``;
+    ints are accepted for floats, lists for tuples."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    out = {}
+    for key, value in d.items():
+        if key not in names:
+            raise ValueError(f"{section}.{key}: unknown key; known keys: {', '.join(sorted(names))}")
+        out[key] = _check_type(f"{section}.{key}", value, hints[key])
+    return cls(**out)
+
+
+def _check_type(name: str, value: Any, hint: Any) -> Any:
+    """``value`` converted to ``hint`` (int → float, list → tuple), or a TypeError naming ``name``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{name} must be a list, got {type(value).__name__} {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            elems = [args[0]] * len(value)
+        else:
+            elems = list(args)
+            if len(value) != len(elems):
+                raise TypeError(f"{name} must have {len(elems)} items, got {len(value)}")
+        return tuple(_check_type(f"{name}[{i}]", v, t) for i, (v, t) in enumerate(zip(value, elems, strict=True)))
     allowed = tuple(a for a in args if a is not type(None)) if args else (hint,)
     if value is None:
         if type(None) in args:
-            return
+            return None
         raise TypeError(f"{name} must not be None")
     for t in allowed:
         if t is bool and isinstance(value, bool):
-            return
+            return value
         if t is int and isinstance(value, int) and not isinstance(value, bool):
-            return
+            return value
         if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return
+            return float(value)
         if t is str and isinstance(value, str):
-            return
-    want = " or ".join(t.__name__ for t in allowed)
+            return value
+    want = " or ".join(getattr(t, "__name__", str(t)) for t in allowed)
     raise TypeError(f"{name} must be {want}, got {type(value).__name__} {value!r}")
 
 
