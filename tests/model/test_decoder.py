@@ -55,10 +55,16 @@ def test_rope_is_relative():
     model = Decoder(ModelConfig(**SMALL)).double()
     tokens = torch.randint(0, 64, (2, 12))
     shifted = torch.arange(12).expand(2, 12) + torch.tensor([[7], [40]])
-    torch.testing.assert_close(model(tokens, position_ids=shifted, doc_ids=torch.zeros(2, 12, dtype=torch.long)), model(tokens))
+    torch.testing.assert_close(
+        model(tokens, position_ids=shifted, doc_ids=torch.zeros(2, 12, dtype=torch.long)),
+        model(tokens),
+    )
     # Positions matter: a permutation of positions changes the output.
     perm = torch.arange(12).flip(0).expand(2, 12)
-    assert (model(tokens, position_ids=perm, doc_ids=torch.zeros(2, 12, dtype=torch.long)) - model(tokens)).abs().max() > 1e-6
+    assert (
+        model(tokens, position_ids=perm, doc_ids=torch.zeros(2, 12, dtype=torch.long))
+        - model(tokens)
+    ).abs().max() > 1e-6
 
 
 def test_rope_theta_is_used():

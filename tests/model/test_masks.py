@@ -118,7 +118,9 @@ def test_packed_documents_equal_separate_runs(by):
     lengths = [5, 1, 9, 7]
     tokens = torch.randint(0, 97, (1, sum(lengths)), generator=gen)
     docs = torch.tensor([[d for d, n in enumerate(lengths) for _ in range(n)]])
-    kwargs = {"doc_ids": docs} if by == "doc_ids" else {"position_ids": positions_from_doc_ids(docs)}
+    kwargs = (
+        {"doc_ids": docs} if by == "doc_ids" else {"position_ids": positions_from_doc_ids(docs)}
+    )
     packed = model(tokens, **kwargs)
     start = 0
     for n in lengths:
@@ -141,7 +143,9 @@ def test_prefix_lm_sees_the_whole_prefix_and_only_the_past_after_it():
     # After the prefix, nothing depends on the future.
     later = tokens.clone()
     later[0, 10] = (later[0, 10] + 1) % 97
-    torch.testing.assert_close(model(tokens, prefix_len=6)[0, :10], model(later, prefix_len=6)[0, :10])
+    torch.testing.assert_close(
+        model(tokens, prefix_len=6)[0, :10], model(later, prefix_len=6)[0, :10]
+    )
     # A prefix of 0 or 1 is plain causal.
     torch.testing.assert_close(model(tokens, prefix_len=1), model(tokens))
 

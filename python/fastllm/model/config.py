@@ -30,12 +30,15 @@ def _doc(text: str) -> dict[str, str]:
 class ModelConfig:
     """A Llama-style decoder. The defaults are the ``tiny`` size."""
 
-    vocab_size: int = field(default=2048, metadata=_doc("tokens in the vocabulary (rows of the embedding)"))
+    vocab_size: int = field(
+        default=2048, metadata=_doc("tokens in the vocabulary (rows of the embedding)")
+    )
     dim: int = field(default=64, metadata=_doc("model width: embedding and residual stream size"))
     n_layers: int = field(default=4, metadata=_doc("transformer blocks"))
     n_heads: int = field(default=4, metadata=_doc("query heads; head_dim = dim // n_heads"))
     n_kv_heads: int | None = field(
-        default=2, metadata=_doc("key/value heads: n_heads = MHA, 1 = MQA, between = GQA; None = n_heads")
+        default=2,
+        metadata=_doc("key/value heads: n_heads = MHA, 1 = MQA, between = GQA; None = n_heads"),
     )
     ffn_dim: int | None = field(
         default=None, metadata=_doc("SwiGLU hidden size; None = 8/3·dim rounded up to multiple_of")
@@ -44,12 +47,20 @@ class ModelConfig:
     max_seq_len: int = field(default=256, metadata=_doc("longest sequence; sizes the RoPE tables"))
     rope_theta: float = field(default=10000.0, metadata=_doc("RoPE base frequency"))
     norm_eps: float = field(default=1e-5, metadata=_doc("RMSNorm epsilon"))
-    tie_embeddings: bool = field(default=True, metadata=_doc("share the token embedding with the output head"))
-    qkv_bias: bool = field(default=False, metadata=_doc("biases on the q, k, v projections (Qwen style)"))
-    init_std: float = field(default=0.02, metadata=_doc("std of the normal init of embeddings and input projections"))
+    tie_embeddings: bool = field(
+        default=True, metadata=_doc("share the token embedding with the output head")
+    )
+    qkv_bias: bool = field(
+        default=False, metadata=_doc("biases on the q, k, v projections (Qwen style)")
+    )
+    init_std: float = field(
+        default=0.02, metadata=_doc("std of the normal init of embeddings and input projections")
+    )
     attention: str = field(
         default="auto",
-        metadata=_doc("masked attention kernel: auto (flex on CUDA, dense mask elsewhere), flex, dense"),
+        metadata=_doc(
+            "masked attention kernel: auto (flex on CUDA, dense mask elsewhere), flex, dense"
+        ),
     )
 
     def __post_init__(self) -> None:
@@ -130,7 +141,9 @@ class ModelConfig:
             return cls.named(spec)
         path = Path(spec)
         if not path.is_file():
-            raise ValueError(f"model config {str(spec)!r} is neither a size ({', '.join(SIZES)}) nor a file")
+            raise ValueError(
+                f"model config {str(spec)!r} is neither a size ({', '.join(SIZES)}) nor a file"
+            )
         return cls.from_toml(path)
 
     def to_dict(self) -> dict[str, Any]:
@@ -156,7 +169,9 @@ def dataclass_from_dict(cls: type[T], d: dict[str, Any], section: str) -> T:
     out = {}
     for key, value in d.items():
         if key not in names:
-            raise ValueError(f"{section}.{key}: unknown key; known keys: {', '.join(sorted(names))}")
+            raise ValueError(
+                f"{section}.{key}: unknown key; known keys: {', '.join(sorted(names))}"
+            )
         out[key] = _check_type(f"{section}.{key}", value, hints[key])
     return cls(**out)
 
@@ -173,7 +188,10 @@ def _check_type(name: str, value: Any, hint: Any) -> Any:
             elems = list(args)
             if len(value) != len(elems):
                 raise TypeError(f"{name} must have {len(elems)} items, got {len(value)}")
-        return tuple(_check_type(f"{name}[{i}]", v, t) for i, (v, t) in enumerate(zip(value, elems, strict=True)))
+        return tuple(
+            _check_type(f"{name}[{i}]", v, t)
+            for i, (v, t) in enumerate(zip(value, elems, strict=True))
+        )
     allowed = tuple(a for a in args if a is not type(None)) if args else (hint,)
     if value is None:
         if type(None) in args:
@@ -198,22 +216,44 @@ SIZES: dict[str, dict[str, Any]] = {
     "tiny": {},
     # GPT-3 Small shape with a GPT-2-sized vocabulary: ~124M.
     "125M": dict(
-        vocab_size=50304, dim=768, n_layers=12, n_heads=12, n_kv_heads=12, ffn_dim=2048,
+        vocab_size=50304,
+        dim=768,
+        n_layers=12,
+        n_heads=12,
+        n_kv_heads=12,
+        ffn_dim=2048,
         max_seq_len=2048,
     ),
     # GPT-3 Medium shape: ~360M.
     "350M": dict(
-        vocab_size=50304, dim=1024, n_layers=24, n_heads=16, n_kv_heads=16, multiple_of=256,
+        vocab_size=50304,
+        dim=1024,
+        n_layers=24,
+        n_heads=16,
+        n_kv_heads=16,
+        multiple_of=256,
         max_seq_len=2048,
     ),
     # Llama-3.2-1B shape (GQA 32/8, tied) with a 64k vocabulary: ~1.1B.
     "1B": dict(
-        vocab_size=65536, dim=2048, n_layers=16, n_heads=32, n_kv_heads=8, ffn_dim=8192,
-        max_seq_len=4096, rope_theta=500000.0,
+        vocab_size=65536,
+        dim=2048,
+        n_layers=16,
+        n_heads=32,
+        n_kv_heads=8,
+        ffn_dim=8192,
+        max_seq_len=4096,
+        rope_theta=500000.0,
     ),
     # Llama-1/2-7B shape (MHA, untied) with a 64k vocabulary: ~7.0B.
     "7B": dict(
-        vocab_size=65536, dim=4096, n_layers=32, n_heads=32, n_kv_heads=32, multiple_of=256,
-        max_seq_len=4096, tie_embeddings=False,
+        vocab_size=65536,
+        dim=4096,
+        n_layers=32,
+        n_heads=32,
+        n_kv_heads=32,
+        multiple_of=256,
+        max_seq_len=4096,
+        tie_embeddings=False,
     ),
 }

@@ -75,7 +75,9 @@ class Decoder(nn.Module):
         """
         T = tokens.shape[1]
         if T > self.config.max_seq_len:
-            raise ValueError(f"sequence length {T} exceeds model.max_seq_len={self.config.max_seq_len}")
+            raise ValueError(
+                f"sequence length {T} exceeds model.max_seq_len={self.config.max_seq_len}"
+            )
         mask = AttentionMask.build(
             tokens[..., 0] if tokens.is_floating_point() else tokens,
             doc_ids=doc_ids,
@@ -129,7 +131,9 @@ class Decoder(nn.Module):
         return n
 
 
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+def cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100
+) -> torch.Tensor:
     """Mean next-token loss in float32 over labels != ignore_index."""
     return F.cross_entropy(
         logits.flatten(0, 1).float(), labels.flatten(), ignore_index=ignore_index

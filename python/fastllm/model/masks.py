@@ -75,7 +75,9 @@ class AttentionMask:
             if prefix_len.ndim == 0:
                 prefix_len = prefix_len.expand(B)
             if prefix_len.shape != (B,):
-                raise ValueError(f"prefix_len must be an int or shape {(B,)}, got {tuple(prefix_len.shape)}")
+                raise ValueError(
+                    f"prefix_len must be an int or shape {(B,)}, got {tuple(prefix_len.shape)}"
+                )
         if kernel == "auto":
             kernel = "flex" if device.type == "cuda" else "dense"
         mask = cls(seq_len=T, doc_ids=doc_ids, prefix_len=prefix_len, kernel=kernel)
@@ -84,7 +86,9 @@ class AttentionMask:
         if kernel == "flex":
             mask.block_mask = _block_mask(mask, B, T, device)
         elif kernel == "dense":
-            mask.dense = dense_mask(T, doc_ids=doc_ids, prefix_len=prefix_len, device=device).unsqueeze(1)
+            mask.dense = dense_mask(
+                T, doc_ids=doc_ids, prefix_len=prefix_len, device=device
+            ).unsqueeze(1)
         else:
             raise ValueError(f"attention kernel must be auto, flex or dense, got {kernel!r}")
         return mask
@@ -155,6 +159,10 @@ def _flex(device_type: str):
     if device_type not in _FLEX:
         from torch.nn.attention.flex_attention import flex_attention
 
-        fn = torch.compile(flex_attention, dynamic=False) if device_type == "cuda" else flex_attention
+        fn = (
+            torch.compile(flex_attention, dynamic=False)
+            if device_type == "cuda"
+            else flex_attention
+        )
         _FLEX[device_type] = fn
     return _FLEX[device_type]

@@ -28,6 +28,7 @@ def newton_schulz(
     steps: int = 5,
     eps: float = 1e-7,
     coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+    dtype: torch.dtype = torch.bfloat16,
 ) -> Tensor:
     """Approximate msign(G) = U Vᵀ (G = U S Vᵀ) with the quintic Newton–Schulz
     iteration X ← aX + (b·XXᵀ + c·(XXᵀ)²)X, in bfloat16.
@@ -36,14 +37,17 @@ def newton_schulz(
     and the iteration runs on the wide orientation (a tall G is transposed),
     where XXᵀ is the smaller Gram matrix. These coefficients trade exactness
     for speed: singular values land in about [0.7, 1.2] rather than at 1.
-    Returns a bfloat16 tensor of G's shape.
+    Returns a tensor of G's shape in ``dtype`` (bfloat16 by default; float32
+    is for checking: bf16 rounding noise, ~2⁻⁸ of the norm, is amplified by the
+    iteration like a small singular value, so in bf16 the null space of a
+    rank-deficient G comes back with singular values up to ~0.7).
     """
     if G.ndim != 2:
         raise ValueError(f"newton_schulz expects a 2-D matrix, got shape {tuple(G.shape)}")
     if steps < 0:
         raise ValueError(f"newton_schulz: steps must be >= 0, got {steps}")
     a, b, c = coefficients
-    X = G.bfloat16()
+    X = G.to(dtype)
     tall = G.size(0) > G.size(1)
     if tall:
         X = X.T
@@ -106,8 +110,15 @@ class Muon(torch.optim.Optimizer):
         eps: float = 1e-8,
     ) -> None:
         defaults = dict(
-            lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
-            ns_steps=ns_steps, scale=scale, use_muon=True, betas=tuple(betas), eps=eps,
+            lr=lr,
+            momentum=momentum,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            ns_steps=ns_steps,
+            scale=scale,
+            use_muon=True,
+            betas=tuple(betas),
+            eps=eps,
         )
         super().__init__(params, defaults)
 
@@ -119,7 +130,9 @@ class Muon(torch.optim.Optimizer):
             if not (isinstance(g[key], (int, float)) and g[key] >= 0):
                 raise ValueError(f"Muon param_groups[{i}].{key} must be >= 0, got {g[key]!r}")
         if not 0.0 <= g["momentum"] < 1.0:
-            raise ValueError(f"Muon param_groups[{i}].momentum must be in [0, 1), got {g['momentum']!r}")
+            raise ValueError(
+                f"Muon param_groups[{i}].momentum must be in [0, 1), got {g['momentum']!r}"
+            )
         if not all(0.0 <= b < 1.0 for b in g["betas"]):
             raise ValueError(f"Muon param_groups[{i}].betas must be in [0, 1), got {g['betas']!r}")
         if not g["use_muon"]:
@@ -129,7 +142,9 @@ class Muon(torch.optim.Optimizer):
                 f"Muon param_groups[{i}].scale must be one of {', '.join(SCALES)}, got {g['scale']!r}"
             )
         if not (isinstance(g["ns_steps"], int) and g["ns_steps"] >= 1):
-            raise ValueError(f"Muon param_groups[{i}].ns_steps must be an int >= 1, got {g['ns_steps']!r}")
+            raise ValueError(
+                f"Muon param_groups[{i}].ns_steps must be an int >= 1, got {g['ns_steps']!r}"
+            )
         names = g.get("param_names") or [None] * len(g["params"])
         for p, name in zip(g["params"], names, strict=True):
             if p.ndim != 2:

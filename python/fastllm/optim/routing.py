@@ -29,7 +29,12 @@ from fastllm.model.config import dataclass_from_dict
 from fastllm.optim.muon import SCALES, Muon
 
 HEAD_NAMES = ("output", "lm_head")
-_WRAPPER_PREFIXES = ("_orig_mod.", "module.", "_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
+_WRAPPER_PREFIXES = (
+    "_orig_mod.",
+    "module.",
+    "_fsdp_wrapped_module.",
+    "_checkpoint_wrapped_module.",
+)
 
 
 def _doc(text: str) -> dict[str, str]:
@@ -40,25 +45,41 @@ def _doc(text: str) -> dict[str, str]:
 class OptimConfig:
     """The optimizer of a run (the ``[optim]`` table)."""
 
-    name: str = field(default="adamw", metadata=_doc("adamw, or muon (Muon for hidden matrices, AdamW for the rest)"))
-    lr: float = field(default=3e-4, metadata=_doc("AdamW learning rate (the AdamW-routed params under muon)"))
+    name: str = field(
+        default="adamw",
+        metadata=_doc("adamw, or muon (Muon for hidden matrices, AdamW for the rest)"),
+    )
+    lr: float = field(
+        default=3e-4, metadata=_doc("AdamW learning rate (the AdamW-routed params under muon)")
+    )
     betas: tuple[float, float] = field(default=(0.9, 0.95), metadata=_doc("AdamW betas"))
     eps: float = field(default=1e-8, metadata=_doc("AdamW epsilon"))
-    weight_decay: float = field(default=0.1, metadata=_doc("AdamW decoupled weight decay (never on norms, biases, embeddings)"))
+    weight_decay: float = field(
+        default=0.1,
+        metadata=_doc("AdamW decoupled weight decay (never on norms, biases, embeddings)"),
+    )
     muon_lr: float = field(default=0.02, metadata=_doc("Muon learning rate"))
     muon_momentum: float = field(default=0.95, metadata=_doc("Muon momentum"))
     muon_nesterov: bool = field(default=True, metadata=_doc("Nesterov momentum in Muon"))
     muon_ns_steps: int = field(default=5, metadata=_doc("Newton-Schulz iterations"))
-    muon_scale: str = field(default="kellerjordan", metadata=_doc("update scale: naive, kellerjordan, mup, moonlight"))
+    muon_scale: str = field(
+        default="kellerjordan", metadata=_doc("update scale: naive, kellerjordan, mup, moonlight")
+    )
     muon_weight_decay: float = field(default=0.0, metadata=_doc("Muon decoupled weight decay"))
-    muon_params: tuple[str, ...] = field(default=(), metadata=_doc("glob patterns of parameter names forced onto Muon"))
-    adamw_params: tuple[str, ...] = field(default=(), metadata=_doc("glob patterns of parameter names forced onto AdamW"))
+    muon_params: tuple[str, ...] = field(
+        default=(), metadata=_doc("glob patterns of parameter names forced onto Muon")
+    )
+    adamw_params: tuple[str, ...] = field(
+        default=(), metadata=_doc("glob patterns of parameter names forced onto AdamW")
+    )
 
     def __post_init__(self) -> None:
         if self.name not in ("adamw", "muon"):
             raise ValueError(f"optim.name must be adamw or muon, got {self.name!r}")
         if self.muon_scale not in SCALES:
-            raise ValueError(f"optim.muon_scale must be one of {', '.join(SCALES)}, got {self.muon_scale!r}")
+            raise ValueError(
+                f"optim.muon_scale must be one of {', '.join(SCALES)}, got {self.muon_scale!r}"
+            )
         for key in ("lr", "eps", "weight_decay", "muon_lr", "muon_weight_decay"):
             if getattr(self, key) < 0:
                 raise ValueError(f"optim.{key} must be >= 0, got {getattr(self, key)}")
@@ -150,7 +171,9 @@ def route_parameters(model: nn.Module, config: OptimConfig) -> list[Route]:
     return routes
 
 
-def build_optimizer(model: nn.Module, config: OptimConfig | dict[str, Any] | None = None) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, config: OptimConfig | dict[str, Any] | None = None
+) -> torch.optim.Optimizer:
     """One optimizer for ``model``: ``torch.optim.AdamW`` when ``config.name`` is
     adamw, else a :class:`Muon` whose AdamW groups hold everything not routed to
     Muon. Each group carries ``param_names``; groups are muon, then AdamW with
@@ -194,9 +217,13 @@ def routing_summary(routes: list[Route]) -> str:
     for r in routes:
         rows.setdefault((r.optimizer, r.role, r.weight_decay), []).append(r)
     total = sum(r.param.numel() for r in routes)
-    lines = [f"{'optimizer':<9} {'role':<9} {'tensors':>7} {'params':>13} {'share':>6}  {'wd':<6} e.g."]
+    lines = [
+        f"{'optimizer':<9} {'role':<9} {'tensors':>7} {'params':>13} {'share':>6}  {'wd':<6} e.g."
+    ]
     for (opt, role, wd), rs in sorted(rows.items()):
         n = sum(r.param.numel() for r in rs)
         example = ", ".join(r.name for r in rs[:2]) + (", ..." if len(rs) > 2 else "")
-        lines.append(f"{opt:<9} {role:<9} {len(rs):>7} {n:>13,} {n / total:>6.1%}  {wd:<6g} {example}")
+        lines.append(
+            f"{opt:<9} {role:<9} {len(rs):>7} {n:>13,} {n / total:>6.1%}  {wd:<6g} {example}"
+        )
     return "\n".join(lines)

@@ -83,7 +83,9 @@ class WarmupStableDecay:
         if not 0.0 <= self.decay_frac <= 1.0:
             raise ValueError(f"schedule.decay_frac must be in [0, 1], got {self.decay_frac}")
         if self.decay_shape not in ("linear", "cosine", "sqrt"):
-            raise ValueError(f"schedule.decay_shape must be linear, cosine or sqrt, got {self.decay_shape!r}")
+            raise ValueError(
+                f"schedule.decay_shape must be linear, cosine or sqrt, got {self.decay_shape!r}"
+            )
         if self.warmup_steps > self.decay_start:
             raise ValueError(
                 f"schedule.warmup_steps={self.warmup_steps} overlaps the decay phase starting at step {self.decay_start}"
@@ -120,7 +122,9 @@ class ScheduleConfig:
     name: str = field(default="cosine", metadata=_doc("cosine, linear, wsd, or constant"))
     warmup_steps: int = field(default=0, metadata=_doc("linear warmup steps"))
     min_ratio: float = field(default=0.1, metadata=_doc("final lr as a fraction of the peak"))
-    decay_frac: float = field(default=0.2, metadata=_doc("wsd: fraction of the steps spent decaying"))
+    decay_frac: float = field(
+        default=0.2, metadata=_doc("wsd: fraction of the steps spent decaying")
+    )
     decay_shape: str = field(default="linear", metadata=_doc("wsd: linear, cosine or sqrt decay"))
 
     @classmethod
@@ -129,7 +133,9 @@ class ScheduleConfig:
 
     def __post_init__(self) -> None:
         if self.name not in ("cosine", "linear", "wsd", "constant"):
-            raise ValueError(f"schedule.name must be cosine, linear, wsd or constant, got {self.name!r}")
+            raise ValueError(
+                f"schedule.name must be cosine, linear, wsd or constant, got {self.name!r}"
+            )
 
     def factor(self, total_steps: int):
         """The ``step -> factor`` callable for a run of ``total_steps``."""
