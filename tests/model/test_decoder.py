@@ -124,7 +124,7 @@ def test_attention_uses_sdpa_result():
     from fastllm.model.masks import AttentionMask
     from fastllm.model.rope import apply_rope
 
-    got = attn(x, (cos, sin), AttentionMask.build(torch.zeros(1, 6, dtype=torch.long)))
+    got = attn(x, (cos, sin), AttentionMask.build(1, 6, "cpu"))
     q = apply_rope(attn.wq(x).view(1, 6, 4, 8), cos, sin).transpose(1, 2)
     k = apply_rope(attn.wk(x).view(1, 6, 4, 8), cos, sin).transpose(1, 2)
     v = attn.wv(x).view(1, 6, 4, 8).transpose(1, 2)

@@ -52,8 +52,9 @@ def qkv(gen, B=2, H=4, KV=2, T=12, D=8):
 
 
 def build(q, doc_ids=None, prefix=None, kernel="dense"):
-    tokens = torch.zeros(q.shape[0], q.shape[2], dtype=torch.long)
-    return AttentionMask.build(tokens, doc_ids=doc_ids, prefix_len=prefix, kernel=kernel)
+    return AttentionMask.build(
+        q.shape[0], q.shape[2], "cpu", doc_ids=doc_ids, prefix_len=prefix, kernel=kernel
+    )
 
 
 @pytest.mark.parametrize("kind", ["causal", "prefix", "docs", "docs+prefix"])
@@ -77,6 +78,14 @@ def test_flex_attention_equals_dense():
         want = build(q, d, p, "dense").attend(q, k, v)
         got = build(q, d, p, "flex").attend(q, k, v)
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    # Through the model: the config's kernel switch (flex has no CPU backward).
+    dense, flex = small_model(attention="dense").float(), small_model(attention="flex").float()
+    tokens = torch.randint(0, 97, (2, 16), generator=gen)
+    with torch.no_grad():
+        for kw in ({"doc_ids": docs}, {"prefix_len": prefix}):
+            torch.testing.assert_close(
+                flex(tokens, **kw), dense(tokens, **kw), atol=1e-5, rtol=1e-5
+            )
 
 
 @settings(max_examples=40, deadline=None)
@@ -151,8 +160,7 @@ def test_prefix_lm_sees_the_whole_prefix_and_only_the_past_after_it():
 
 
 def test_mask_shape_errors():
-    tokens = torch.zeros(2, 5, dtype=torch.long)
     with pytest.raises(ValueError, match="doc_ids must have shape"):
-        AttentionMask.build(tokens, doc_ids=torch.zeros(2, 4, dtype=torch.long))
+        AttentionMask.build(2, 5, "cpu", doc_ids=torch.zeros(2, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="prefix_len must be"):
-        AttentionMask.build(tokens, prefix_len=torch.tensor([1, 2, 3]))
+        AttentionMask.build(2, 5, "cpu", prefix_len=torch.tensor([1, 2, 3]))

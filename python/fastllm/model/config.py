@@ -59,7 +59,7 @@ class ModelConfig:
     attention: str = field(
         default="auto",
         metadata=_doc(
-            "masked attention kernel: auto (flex on CUDA, dense mask elsewhere), flex, dense"
+            "masked attention kernel: auto (flex on CUDA, else dense), flex (no CPU backward), dense"
         ),
     )
 

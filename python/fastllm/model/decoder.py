@@ -73,13 +73,15 @@ class Decoder(nn.Module):
         - ``prefix_len`` (int or [B]): prefix-LM; the first ``prefix_len`` tokens
           attend to each other bidirectionally.
         """
-        T = tokens.shape[1]
+        B, T = tokens.shape[:2]
         if T > self.config.max_seq_len:
             raise ValueError(
                 f"sequence length {T} exceeds model.max_seq_len={self.config.max_seq_len}"
             )
         mask = AttentionMask.build(
-            tokens[..., 0] if tokens.is_floating_point() else tokens,
+            B,
+            T,
+            tokens.device,
             doc_ids=doc_ids,
             position_ids=position_ids,
             prefix_len=prefix_len,

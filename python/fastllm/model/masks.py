@@ -57,15 +57,18 @@ class AttentionMask:
     @classmethod
     def build(
         cls,
-        tokens: torch.Tensor,
+        batch: int,
+        seq_len: int,
+        device: torch.device | str,
         *,
         doc_ids: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         prefix_len: int | torch.Tensor | None = None,
         kernel: str = "auto",
     ) -> AttentionMask:
-        B, T = tokens.shape
-        device = tokens.device
+        """The mask for a [batch, seq_len] batch. ``position_ids`` imply documents
+        (a new one wherever positions do not continue) unless ``doc_ids`` is given."""
+        B, T, device = batch, seq_len, torch.device(device)
         if doc_ids is None and position_ids is not None:
             doc_ids = doc_ids_from_positions(position_ids)
         if doc_ids is not None and doc_ids.shape != (B, T):
@@ -147,7 +150,10 @@ def dense_mask(
 def _block_mask(mask: AttentionMask, B: int, T: int, device: torch.device):
     from torch.nn.attention.flex_attention import create_block_mask
 
-    return create_block_mask(mask.mask_mod(), B, None, T, T, device=device)
+    # Compiled on CUDA: the eager version evaluates mask_mod for every (q, k) pair.
+    return create_block_mask(
+        mask.mask_mod(), B, None, T, T, device=device, _compile=device.type == "cuda"
+    )
 
 
 _FLEX: dict[str, Any] = {}
