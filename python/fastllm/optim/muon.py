@@ -1,0 +1,207 @@
+"""Muon: momentum, orthogonalized by Newton–Schulz, for 2-D hidden matrices.
+
+Keller Jordan, "Muon: An optimizer for hidden layers in neural networks"
+(2024); Liu et al., "Muon is Scalable for LLM Training" (Moonlight, 2025).
+
+One optimizer class serves the whole model: a parameter group with
+``use_muon=True`` (the default) takes Muon steps; a group with
+``use_muon=False`` takes AdamW steps. So the Muon + AdamW pair is one object
+with one ``state_dict()`` and one ``param_groups`` list that LR schedulers drive
+(KellerJordan's ``MuonWithAuxAdam`` has the same shape).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+SCALES = ("naive", "kellerjordan", "mup", "moonlight")
+
+
+def newton_schulz(
+    G: Tensor,
+    steps: int = 5,
+    eps: float = 1e-7,
+    coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+    dtype: torch.dtype = torch.bfloat16,
+) -> Tensor:
+    """Approximate msign(G) = U Vᵀ (G = U S Vᵀ) with the quintic Newton–Schulz
+    iteration X ← aX + (b·XXᵀ + c·(XXᵀ)²)X, in bfloat16.
+
+    G is divided by its Frobenius norm first (so every singular value is <= 1)
+    and the iteration runs on the wide orientation (a tall G is transposed),
+    where XXᵀ is the smaller Gram matrix. These coefficients trade exactness
+    for speed: singular values land in about [0.7, 1.2] rather than at 1.
+    Returns a tensor of G's shape in ``dtype`` (bfloat16 by default; float32
+    is for checking: bf16 rounding noise, ~2⁻⁸ of the norm, is amplified by the
+    iteration like a small singular value, so in bf16 the null space of a
+    rank-deficient G comes back with singular values up to ~0.7).
+    """
+    if G.ndim != 2:
+        raise ValueError(f"newton_schulz expects a 2-D matrix, got shape {tuple(G.shape)}")
+    if steps < 0:
+        raise ValueError(f"newton_schulz: steps must be >= 0, got {steps}")
+    a, b, c = coefficients
+    X = G.to(dtype)
+    tall = G.size(0) > G.size(1)
+    if tall:
+        X = X.T
+    X = X / X.norm().clamp(min=eps)
+    for _ in range(steps):
+        A = X @ X.T
+        # addmm fuses the scale into the matmul: one kernel, one rounding.
+        B = torch.addmm(A, A, A, beta=b, alpha=c)
+        X = torch.addmm(X, B, X, beta=a)
+    return X.T if tall else X
+
+
+def update_scale(scale: str, shape: torch.Size | tuple[int, ...]) -> float:
+    """The factor on the orthogonalized update of a (d_out, d_in) weight
+    (``nn.Linear`` layout):
+
+    - naive: 1
+    - kellerjordan: sqrt(max(1, d_out / d_in))
+    - mup: sqrt(d_out / d_in)
+    - moonlight: 0.2 · sqrt(max(d_out, d_in)), which gives the update the RMS
+      (≈ 0.2) of an AdamW update, so AdamW's learning rate can be reused.
+    """
+    d_out, d_in = shape[0], shape[1]
+    if scale == "naive":
+        return 1.0
+    if scale == "kellerjordan":
+        return math.sqrt(max(1.0, d_out / d_in))
+    if scale == "mup":
+        return math.sqrt(d_out / d_in)
+    if scale == "moonlight":
+        return 0.2 * math.sqrt(max(d_out, d_in))
+    raise ValueError(f"muon scale must be one of {', '.join(SCALES)}, got {scale!r}")
+
+
+class Muon(torch.optim.Optimizer):
+    """Muon for groups with ``use_muon=True``, AdamW for groups with ``use_muon=False``.
+
+    Muon step for a weight W with gradient G (momentum μ, lr η, weight decay λ):
+
+        B ← μB + (1-μ)G;  U ← (1-μ)G + μB if nesterov else B
+        W ← (1 - ηλ)W - η · scale(W) · newton_schulz(U)
+
+    (The EMA form of momentum differs from B ← μB + G only by the factor 1-μ,
+    which the normalization inside newton_schulz removes.)
+    The AdamW groups use ``betas`` and ``eps`` and their own ``lr`` and
+    ``weight_decay`` (decoupled, as ``torch.optim.AdamW``).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        weight_decay: float = 0.0,
+        ns_steps: int = 5,
+        scale: str = "kellerjordan",
+        *,
+        betas: tuple[float, float] = (0.9, 0.95),
+        eps: float = 1e-8,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            ns_steps=ns_steps,
+            scale=scale,
+            use_muon=True,
+            betas=tuple(betas),
+            eps=eps,
+        )
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        g = self.param_groups[-1]
+        i = len(self.param_groups) - 1
+        for key in ("lr", "weight_decay", "eps"):
+            if not (isinstance(g[key], (int, float)) and g[key] >= 0):
+                raise ValueError(f"Muon param_groups[{i}].{key} must be >= 0, got {g[key]!r}")
+        if not 0.0 <= g["momentum"] < 1.0:
+            raise ValueError(
+                f"Muon param_groups[{i}].momentum must be in [0, 1), got {g['momentum']!r}"
+            )
+        if not all(0.0 <= b < 1.0 for b in g["betas"]):
+            raise ValueError(f"Muon param_groups[{i}].betas must be in [0, 1), got {g['betas']!r}")
+        if not g["use_muon"]:
+            return
+        if g["scale"] not in SCALES:
+            raise ValueError(
+                f"Muon param_groups[{i}].scale must be one of {', '.join(SCALES)}, got {g['scale']!r}"
+            )
+        if not (isinstance(g["ns_steps"], int) and g["ns_steps"] >= 1):
+            raise ValueError(
+                f"Muon param_groups[{i}].ns_steps must be an int >= 1, got {g['ns_steps']!r}"
+            )
+        names = g.get("param_names") or [None] * len(g["params"])
+        for p, name in zip(g["params"], names, strict=True):
+            if p.ndim != 2:
+                what = f"parameter {name!r}" if name else "a parameter"
+                raise ValueError(
+                    f"Muon takes 2-D matrices only; {what} has shape {tuple(p.shape)} "
+                    "(put it in a group with use_muon=False for AdamW)"
+                )
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            if group["use_muon"]:
+                self._muon_step(group)
+            else:
+                self._adamw_step(group)
+        return loss
+
+    def _muon_step(self, group: dict[str, Any]) -> None:
+        lr, wd, mu = group["lr"], group["weight_decay"], group["momentum"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            g = p.grad
+            state = self.state[p]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(g)
+            buf = state["momentum_buffer"]
+            buf.lerp_(g, 1 - mu)
+            u = g.lerp(buf, mu) if group["nesterov"] else buf
+            o = newton_schulz(u, steps=group["ns_steps"])
+            p.mul_(1 - lr * wd)
+            p.add_(o, alpha=-lr * update_scale(group["scale"], p.shape))
+
+    def _adamw_step(self, group: dict[str, Any]) -> None:
+        # The same arithmetic as torch.optim.AdamW's single-tensor path, so the
+        # AdamW half of a routed model matches a plain AdamW run.
+        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+        beta1, beta2 = group["betas"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            g = p.grad
+            state = self.state[p]
+            if "step" not in state:
+                state["step"] = torch.tensor(0.0)
+                state["exp_avg"] = torch.zeros_like(p)
+                state["exp_avg_sq"] = torch.zeros_like(p)
+            state["step"] += 1
+            step = state["step"].item()
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            p.mul_(1 - lr * wd)
+            m.lerp_(g, 1 - beta1)
+            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            denom = (v.sqrt() / math.sqrt(1 - beta2**step)).add_(eps)
+            p.addcdiv_(m, denom, value=-lr / (1 - beta1**step))

@@ -1,0 +1,229 @@
+"""Which optimizer each parameter gets, and the optimizer built from that.
+
+Automatic roles, from the modules that own the parameters:
+
+- ``hidden``: the weight of an ``nn.Linear`` inside the network (attention
+  q, k, v, o; MLP gate, up, down) → Muon (or AdamW with decay);
+- ``head``: the output projection (a Linear named ``output`` or ``lm_head``,
+  or any Linear with one output such as a value head) → AdamW with decay;
+- ``embedding``: an ``nn.Embedding`` weight, and a head tied to it → AdamW, no decay;
+- ``norm``, ``bias``, and any other 1-D tensor → AdamW, no decay;
+- ``other``: any other tensor of 2 or more dimensions → AdamW with decay.
+
+``OptimConfig.muon_params`` / ``adamw_params`` (glob patterns on parameter
+names, without any ``_orig_mod.``/``module.`` wrapper prefix) override the
+automatic choice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from fastllm.model.config import dataclass_from_dict
+from fastllm.optim.muon import SCALES, Muon
+
+HEAD_NAMES = ("output", "lm_head")
+_WRAPPER_PREFIXES = (
+    "_orig_mod.",
+    "module.",
+    "_fsdp_wrapped_module.",
+    "_checkpoint_wrapped_module.",
+)
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """The optimizer of a run (the ``[optim]`` table)."""
+
+    name: str = field(
+        default="adamw",
+        metadata=_doc("adamw, or muon (Muon for hidden matrices, AdamW for the rest)"),
+    )
+    lr: float = field(
+        default=3e-4, metadata=_doc("AdamW learning rate (the AdamW-routed params under muon)")
+    )
+    betas: tuple[float, float] = field(default=(0.9, 0.95), metadata=_doc("AdamW betas"))
+    eps: float = field(default=1e-8, metadata=_doc("AdamW epsilon"))
+    weight_decay: float = field(
+        default=0.1,
+        metadata=_doc("AdamW decoupled weight decay (never on norms, biases, embeddings)"),
+    )
+    muon_lr: float = field(default=0.02, metadata=_doc("Muon learning rate"))
+    muon_momentum: float = field(default=0.95, metadata=_doc("Muon momentum"))
+    muon_nesterov: bool = field(default=True, metadata=_doc("Nesterov momentum in Muon"))
+    muon_ns_steps: int = field(default=5, metadata=_doc("Newton-Schulz iterations"))
+    muon_scale: str = field(
+        default="kellerjordan", metadata=_doc("update scale: naive, kellerjordan, mup, moonlight")
+    )
+    muon_weight_decay: float = field(default=0.0, metadata=_doc("Muon decoupled weight decay"))
+    muon_params: tuple[str, ...] = field(
+        default=(), metadata=_doc("glob patterns of parameter names forced onto Muon")
+    )
+    adamw_params: tuple[str, ...] = field(
+        default=(), metadata=_doc("glob patterns of parameter names forced onto AdamW")
+    )
+
+    def __post_init__(self) -> None:
+        if self.name not in ("adamw", "muon"):
+            raise ValueError(f"optim.name must be adamw or muon, got {self.name!r}")
+        if self.muon_scale not in SCALES:
+            raise ValueError(
+                f"optim.muon_scale must be one of {', '.join(SCALES)}, got {self.muon_scale!r}"
+            )
+        for key in ("lr", "eps", "weight_decay", "muon_lr", "muon_weight_decay"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"optim.{key} must be >= 0, got {getattr(self, key)}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"optim.betas must be two numbers in [0, 1), got {self.betas!r}")
+        if not 0 <= self.muon_momentum < 1:
+            raise ValueError(f"optim.muon_momentum must be in [0, 1), got {self.muon_momentum}")
+        if self.muon_ns_steps < 1:
+            raise ValueError(f"optim.muon_ns_steps must be >= 1, got {self.muon_ns_steps}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OptimConfig:
+        """From plain values (a TOML table); unknown keys are errors naming the key."""
+        return dataclass_from_dict(cls, d, "optim")
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    shape: tuple[int, ...]
+    role: str  # hidden | head | embedding | norm | bias | other
+    optimizer: str  # muon | adamw
+    weight_decay: float
+    param: torch.Tensor = dataclasses.field(repr=False, compare=False)
+
+
+def clean_name(name: str) -> str:
+    """A parameter name without torch.compile / DDP / FSDP wrapper prefixes."""
+    for prefix in _WRAPPER_PREFIXES:
+        name = name.replace(prefix, "")
+    return name
+
+
+def _roles(model: nn.Module) -> dict[int, str]:
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    roles: dict[int, str] = {}
+    for mname, module in model.named_modules():
+        for pname, p in module.named_parameters(recurse=False):
+            if id(p) in roles:
+                continue
+            short = clean_name(mname).rsplit(".", 1)[-1]
+            if id(p) in embeddings:
+                role = "embedding"
+            elif pname == "bias" or p.ndim == 0:
+                role = "bias"
+            elif p.ndim == 1:
+                role = "norm"
+            elif isinstance(module, nn.Linear) and (short in HEAD_NAMES or min(p.shape) == 1):
+                role = "head"
+            elif isinstance(module, nn.Linear) and p.ndim == 2:
+                role = "hidden"
+            else:
+                role = "other"
+            roles[id(p)] = role
+    return roles
+
+
+def route_parameters(model: nn.Module, config: OptimConfig) -> list[Route]:
+    """Every trainable parameter (a tied one once) with its role, optimizer and decay."""
+    roles = _roles(model)
+    routes = []
+    matched: set[str] = set()
+    for raw, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        name = clean_name(raw)
+        role = roles[id(p)]
+        to_muon = config.name == "muon" and role == "hidden"
+        for pat in config.muon_params:
+            if fnmatch.fnmatchcase(name, pat):
+                matched.add(pat)
+                if p.ndim != 2:
+                    raise ValueError(
+                        f"optim.muon_params: {pat!r} matches {name!r} of shape {tuple(p.shape)}; Muon takes 2-D matrices only"
+                    )
+                to_muon = config.name == "muon"
+        for pat in config.adamw_params:
+            if fnmatch.fnmatchcase(name, pat):
+                matched.add(pat)
+                to_muon = False
+        if to_muon:
+            routes.append(Route(name, tuple(p.shape), role, "muon", config.muon_weight_decay, p))
+        else:
+            decay = config.weight_decay if role in ("hidden", "head", "other") else 0.0
+            routes.append(Route(name, tuple(p.shape), role, "adamw", decay, p))
+    for pat in (*config.muon_params, *config.adamw_params):
+        if pat not in matched:
+            raise ValueError(f"optim: pattern {pat!r} matches no parameter")
+    return routes
+
+
+def build_optimizer(
+    model: nn.Module, config: OptimConfig | dict[str, Any] | None = None
+) -> torch.optim.Optimizer:
+    """One optimizer for ``model``: ``torch.optim.AdamW`` when ``config.name`` is
+    adamw, else a :class:`Muon` whose AdamW groups hold everything not routed to
+    Muon. Each group carries ``param_names``; groups are muon, then AdamW with
+    decay, then AdamW without (empty ones left out)."""
+    if config is None:
+        config = OptimConfig()
+    elif isinstance(config, dict):
+        config = OptimConfig.from_dict(config)
+    routes = route_parameters(model, config)
+    muon = [r for r in routes if r.optimizer == "muon"]
+    decay = [r for r in routes if r.optimizer == "adamw" and r.weight_decay > 0]
+    no_decay = [r for r in routes if r.optimizer == "adamw" and r.weight_decay == 0]
+    adamw_groups = [
+        {"params": [(r.name, r.param) for r in rs], "weight_decay": wd}
+        for rs, wd in ((decay, config.weight_decay), (no_decay, 0.0))
+        if rs
+    ]
+    if config.name == "adamw":
+        return torch.optim.AdamW(adamw_groups, lr=config.lr, betas=config.betas, eps=config.eps)
+    groups = []
+    if muon:
+        groups.append({"params": [(r.name, r.param) for r in muon], "use_muon": True})
+    groups += [{**g, "use_muon": False, "lr": config.lr} for g in adamw_groups]
+    return Muon(
+        groups,
+        lr=config.muon_lr,
+        momentum=config.muon_momentum,
+        nesterov=config.muon_nesterov,
+        weight_decay=config.muon_weight_decay,
+        ns_steps=config.muon_ns_steps,
+        scale=config.muon_scale,
+        betas=config.betas,
+        eps=config.eps,
+    )
+
+
+def routing_summary(routes: list[Route]) -> str:
+    """A table for the start of a run: per optimizer and role, how many tensors
+    and parameters, the decay, and a few example names."""
+    rows: dict[tuple[str, str, float], list[Route]] = {}
+    for r in routes:
+        rows.setdefault((r.optimizer, r.role, r.weight_decay), []).append(r)
+    total = sum(r.param.numel() for r in routes)
+    lines = [
+        f"{'optimizer':<9} {'role':<9} {'tensors':>7} {'params':>13} {'share':>6}  {'wd':<6} e.g."
+    ]
+    for (opt, role, wd), rs in sorted(rows.items()):
+        n = sum(r.param.numel() for r in rs)
+        example = ", ".join(r.name for r in rs[:2]) + (", ..." if len(rs) > 2 else "")
+        lines.append(
+            f"{opt:<9} {role:<9} {len(rs):>7} {n:>13,} {n / total:>6.1%}  {wd:<6g} {example}"
+        )
+    return "\n".join(lines)
