@@ -56,12 +56,20 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("bpe_encode");
     g.throughput(Throughput::Bytes(text.len() as u64));
     g.sample_size(10);
-    for (name, pattern) in [("cl100k_base", CL100K_PATTERN), ("o200k_base", O200K_PATTERN)] {
-        let data = std::fs::read(root.join(format!("tokenizers/tiktoken/{name}.tiktoken"))).unwrap();
+    for (name, pattern) in [
+        ("cl100k_base", CL100K_PATTERN),
+        ("o200k_base", O200K_PATTERN),
+    ] {
+        let data =
+            std::fs::read(root.join(format!("tokenizers/tiktoken/{name}.tiktoken"))).unwrap();
         let bpe = Bpe::from_ranks(parse_ranks(&data, name).unwrap(), vec![], pattern).unwrap();
         let pretok = Pretokenizer::new(pattern).unwrap();
-        g.bench_function(format!("{name}/split"), |b| b.iter(|| pretok.split(&text).count()));
-        g.bench_function(format!("{name}/encode"), |b| b.iter(|| bpe.encode_ordinary(&text).len()));
+        g.bench_function(format!("{name}/split"), |b| {
+            b.iter(|| pretok.split(&text).count())
+        });
+        g.bench_function(format!("{name}/encode"), |b| {
+            b.iter(|| bpe.encode_ordinary(&text).len())
+        });
     }
     g.finish();
 }

@@ -12,8 +12,8 @@
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use rustc_hash::FxHashMap;

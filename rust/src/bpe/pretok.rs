@@ -5,9 +5,8 @@
 //! for them.
 //!
 //! The reference implementations (tiktoken: fancy-regex; HF tokenizers:
-//! Oniguruma) give `$` the meaning "end of text"; in PCRE2 it also matches
-//! before a final newline. `Pretokenizer::new` rewrites a bare `$` to `\z` so
-//! the two agree.
+//! Oniguruma) differ from PCRE2 in two details (`$`, and U+180E in `\s`);
+//! `Pretokenizer::new` rewrites patterns so the engines agree (`translate`).
 
 use pcre2::bytes::{Regex, RegexBuilder};
 
@@ -41,20 +40,42 @@ pub const O200K_PATTERN: &str = concat!(
 pub const HF_BYTELEVEL_PATTERN: &str =
     r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
-/// Rewrite a bare `$` (outside a character class, not escaped) to `\z`, so
-/// PCRE2 matches it at the very end only, as fancy-regex and Oniguruma do.
-fn end_anchor_to_z(pattern: &str) -> String {
-    let mut out = String::with_capacity(pattern.len() + 4);
+/// Unicode `White_Space`, which `\s` means in the reference engines. PCRE2's
+/// `\s` also matches U+180E (MONGOLIAN VOWEL SEPARATOR, no longer a space
+/// since Unicode 6.3), so patterns are given this set spelled out.
+const WHITE_SPACE: &str =
+    r"\t-\r \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}";
+
+/// Rewrite a reference pattern so PCRE2 reads it as fancy-regex (tiktoken)
+/// and Oniguruma (HF tokenizers) do:
+/// - a bare `$` (outside a class, unescaped) becomes `\z`: end of text only,
+///   where PCRE2's `$` also matches before a final newline;
+/// - `\s` becomes the `White_Space` set, `\S` its complement (inside a class
+///   `\s` contributes the set's members; `\S` inside a class is kept).
+fn translate(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 64);
     let mut chars = pattern.chars();
     let mut in_class = false;
     while let Some(c) = chars.next() {
         match c {
-            '\\' => {
-                out.push(c);
-                if let Some(n) = chars.next() {
+            '\\' => match chars.next() {
+                Some('s') if in_class => out.push_str(WHITE_SPACE),
+                Some('s') => {
+                    out.push('[');
+                    out.push_str(WHITE_SPACE);
+                    out.push(']');
+                }
+                Some('S') if !in_class => {
+                    out.push_str("[^");
+                    out.push_str(WHITE_SPACE);
+                    out.push(']');
+                }
+                Some(n) => {
+                    out.push('\\');
                     out.push(n);
                 }
-            }
+                None => out.push('\\'),
+            },
             '[' if !in_class => {
                 in_class = true;
                 out.push(c);
@@ -94,7 +115,7 @@ impl Pretokenizer {
             .utf(true)
             .ucp(true)
             .jit_if_available(true)
-            .build(&end_anchor_to_z(pattern))
+            .build(&translate(pattern))
             .map_err(|e| Error::invalid(format!("pattern {pattern:?} does not compile: {e}")))?;
         Ok(Self {
             pattern: pattern.to_owned(),
@@ -181,10 +202,30 @@ mod tests {
 
     #[test]
     fn dollar_becomes_end_of_text() {
-        assert_eq!(end_anchor_to_z(r"\s++$|a"), r"\s++\z|a");
-        assert_eq!(end_anchor_to_z(r"[$]\$"), r"[$]\$");
-        assert_eq!(end_anchor_to_z(r"[]$]$"), r"[]$]\z");
-        assert_eq!(end_anchor_to_z(r"[^]$]$"), r"[^]$]\z");
+        assert_eq!(translate(r"a++$|a"), r"a++\z|a");
+        assert_eq!(translate(r"[$]\$"), r"[$]\$");
+        assert_eq!(translate(r"[]$]$"), r"[]$]\z");
+        assert_eq!(translate(r"[^]$]$"), r"[^]$]\z");
+    }
+
+    #[test]
+    fn white_space_is_unicode_white_space() {
+        assert_eq!(translate(r"\s"), format!("[{WHITE_SPACE}]"));
+        assert_eq!(
+            translate(r"[^\s\p{L}]"),
+            format!(r"[^{WHITE_SPACE}\p{{L}}]")
+        );
+        assert_eq!(translate(r"\S\\s"), format!(r"[^{WHITE_SPACE}]\\s"));
+        // U+180E is not White_Space: " \u{180e}" is punctuation-like, as in
+        // tiktoken; U+2028 is White_Space. (Reference pieces from tiktoken.)
+        assert_eq!(
+            pieces(CL100K_PATTERN, "a \u{180e}b"),
+            vec!["a", " \u{180e}", "b"]
+        );
+        assert_eq!(
+            pieces(CL100K_PATTERN, "a \u{2028}b"),
+            vec!["a", " ", "\u{2028}b"]
+        );
     }
 
     #[test]
