@@ -106,16 +106,20 @@ def main() -> None:
         # Correctness spot check on the whole set (one pass each).
         assert ours.encode_batch(docs, disallowed_special=()) == tik.encode_ordinary_batch(docs)
 
-        t_ours = best_of(args.repeat, lambda: [ours.encode_ordinary(d) for d in docs])
-        t_tik = best_of(args.repeat, lambda: [tik.encode_ordinary(d) for d in docs])
-        t_hf = best_of(1, lambda: [hf.encode(d) for d in docs]) if hf is not None else None
+        t_ours = best_of(args.repeat, lambda o=ours: [o.encode_ordinary(d) for d in docs])
+        t_tik = best_of(args.repeat, lambda t=tik: [t.encode_ordinary(d) for d in docs])
+        t_hf = best_of(1, lambda h=hf: [h.encode(d) for d in docs]) if hf is not None else None
         row(name, "1 thread, per doc", mb, t_ours, t_tik, t_hf)
 
         for threads in (1, 2):
             fastllm.set_num_threads(threads)
-            t_ours = best_of(args.repeat, lambda: ours.encode_batch(docs, disallowed_special=()))
-            t_tik = best_of(args.repeat,
-                            lambda: tik.encode_ordinary_batch(docs, num_threads=threads))
+            t_ours = best_of(
+                args.repeat, lambda o=ours: o.encode_batch(docs, disallowed_special=())
+            )
+            t_tik = best_of(
+                args.repeat,
+                lambda t=tik, n=threads: t.encode_ordinary_batch(docs, num_threads=n),
+            )
             row(name, f"batch, {threads} thread{'s' * (threads > 1)}", mb, t_ours, t_tik, None)
     fastllm.set_num_threads(os.cpu_count() or 1)
 

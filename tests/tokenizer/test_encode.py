@@ -188,7 +188,7 @@ def test_malformed_tokenizer_files(tmp_path, shared_data):
             lambda: json.dumps(
                 {**good, "model": {**good["model"], "merges": ["Ġ t", "zzzq qqqz"]}}
             ),
-            "merges",
+            r"merges\[1\]",
         ),
         "no vocab": (
             lambda: json.dumps({**good, "model": {"type": "BPE", "merges": []}}),

@@ -122,7 +122,7 @@ impl Bpe {
                 (Some(&ia), Some(&ib)) => (ia, ib),
                 _ => {
                     return Err(Error::invalid(format!(
-                        "merge #{rank} ({}, {}) names a token that is not in the vocabulary",
+                        "merges[{rank}] ({}, {}) names a token that is not in the vocabulary",
                         String::from_utf8_lossy(a),
                         String::from_utf8_lossy(b)
                     )))
@@ -132,7 +132,7 @@ impl Bpe {
             joined.extend_from_slice(b);
             let Some(&id) = bpe.vocab.get(&joined) else {
                 return Err(Error::invalid(format!(
-                    "merge #{rank} ({}, {}) makes {:?}, which is not in the vocabulary",
+                    "merges[{rank}] ({}, {}) makes {:?}, which is not in the vocabulary",
                     String::from_utf8_lossy(a),
                     String::from_utf8_lossy(b),
                     String::from_utf8_lossy(&joined)
@@ -661,6 +661,6 @@ mod tests {
         )
         .err()
         .unwrap();
-        assert!(e.to_string().contains("merge #0"));
+        assert!(e.to_string().contains("merges[0]"));
     }
 }
