@@ -2,3 +2,4 @@
 //! Hugging Face / tiktoken file formats.
 
 pub mod pretok;
+pub mod train;
