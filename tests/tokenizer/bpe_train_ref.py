@@ -32,7 +32,7 @@ def bytes_to_unicode() -> dict[int, str]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return {b: chr(c) for b, c in zip(bs, cs)}
+    return {b: chr(c) for b, c in zip(bs, cs, strict=True)}
 
 
 BYTE_TO_CHAR = bytes_to_unicode()
@@ -78,7 +78,7 @@ def train(
     pair_counts: Counter = Counter()
     where: dict[tuple[int, int], set[int]] = defaultdict(set)
     for i, w in enumerate(words):
-        for p in zip(w, w[1:]):
+        for p in zip(w, w[1:], strict=False):
             pair_counts[p] += counts[i]
             where[p].add(i)
 

@@ -96,41 +96,37 @@ impl Trainer {
     /// Split `texts` (in parallel on the shared pool) and add their pieces'
     /// counts. Only the counts are kept, never the text.
     pub fn feed(&mut self, texts: &[&str]) -> Result<()> {
+        pool::install(|| self.feed_here(texts))
+    }
+
+    /// `feed` on the current rayon pool.
+    fn feed_here(&mut self, texts: &[&str]) {
         if texts.is_empty() {
-            return Ok(());
+            return;
         }
         let pretok = &self.pretok;
-        let threads = pool::num_threads()?;
         // A few chunks per thread so uneven documents still balance; each
         // chunk counts into a map of borrowed slices (no allocation per
         // piece), and only distinct pieces are copied into the global map.
-        let chunk = texts.len().div_ceil(threads * 4).max(1);
-        let locals: Vec<FxHashMap<&str, u64>> = pool::install(|| {
-            texts
-                .par_chunks(chunk)
-                .map(|part| {
-                    let mut m: FxHashMap<&str, u64> = FxHashMap::default();
-                    for text in part {
-                        for piece in pretok.split(text) {
-                            *m.entry(piece).or_insert(0) += 1;
-                        }
-                    }
-                    m
-                })
-                .collect()
-        })?;
-        for local in locals {
-            self.words.reserve(local.len() / 2);
-            for (piece, n) in local {
-                match self.words.get_mut(piece.as_bytes()) {
-                    Some(c) => *c += n,
-                    None => {
-                        self.words.insert(piece.as_bytes().into(), n);
+        let chunk = texts
+            .len()
+            .div_ceil(rayon::current_num_threads() * 4)
+            .max(1);
+        let locals: Vec<FxHashMap<&str, u64>> = texts
+            .par_chunks(chunk)
+            .map(|part| {
+                let mut m: FxHashMap<&str, u64> = FxHashMap::default();
+                for text in part {
+                    for piece in pretok.split(text) {
+                        *m.entry(piece).or_insert(0) += 1;
                     }
                 }
-            }
+                m
+            })
+            .collect();
+        for local in locals {
+            self.feed_counts(local.into_iter().map(|(p, n)| (p.as_bytes(), n)));
         }
-        Ok(())
     }
 
     /// Add pre-counted words (bytes → count), bypassing the splitter.
@@ -149,7 +145,10 @@ impl Trainer {
     /// grows, about every 1% of `total` new tokens and once at the end.
     pub fn finish(self, progress: impl FnMut(usize, usize)) -> Result<TrainOutput> {
         let Trainer { config, words, .. } = self;
-        train(&config, words, progress)
+        // The parallel set-up runs on the pool; the merge loop is sequential
+        // and stays on the caller's thread (so `progress` need not be Send).
+        let prepared = pool::install(|| prepare(&config, words))??;
+        Ok(merge(&config, prepared, progress))
     }
 }
 
@@ -300,56 +299,75 @@ impl Slots {
     }
 }
 
-/// All words as symbol ids in one flat array: word `w` lives at
-/// `syms[start[w]..start[w] + len[w]]` and shrinks in place as it merges.
+/// All words in one flat array, each as a 3-slot header (symbol count,
+/// word count low and high halves) followed by its symbol ids; it shrinks in
+/// place as it merges. A word is named by the offset of its header, so a
+/// merge reads one place in memory per word instead of four arrays.
 struct Words {
-    syms: Vec<u32>,
-    start: Vec<u32>,
-    len: Vec<u32>,
-    count: Vec<u64>,
+    data: Vec<u32>,
+    /// Header offsets of all words, in order.
+    offsets: Vec<u32>,
 }
 
-fn build_words(words: FxHashMap<Box<[u8]>, u64>, byte_id: &[u32; 256]) -> Words {
+const HEADER: usize = 3;
+
+impl Words {
+    #[inline]
+    fn syms(&self, w: u32) -> &[u32] {
+        let w = w as usize;
+        &self.data[w + HEADER..w + HEADER + self.data[w] as usize]
+    }
+
+    #[inline]
+    fn count(&self, w: u32) -> u64 {
+        let w = w as usize;
+        self.data[w + 1] as u64 | (self.data[w + 2] as u64) << 32
+    }
+}
+
+fn build_words(words: FxHashMap<Box<[u8]>, u64>, byte_id: &[u32; 256]) -> Result<Words> {
     // Single-byte words hold no pair and never change the result.
-    let mut list: Vec<(Box<[u8]>, u64)> = words.into_iter().filter(|(w, _)| w.len() > 1).collect();
-    // A fixed order keeps every internal list the same from run to run (the
-    // output does not depend on it, but debugging is easier).
-    list.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let total: usize = list.iter().map(|(w, _)| w.len()).sum();
+    let list: Vec<(Box<[u8]>, u64)> = words.into_iter().filter(|(w, _)| w.len() > 1).collect();
+    let total: usize = list.iter().map(|(w, _)| w.len() + HEADER).sum();
+    if total > u32::MAX as usize {
+        return Err(Error::invalid(format!(
+            "too much distinct text to train on: the {} distinct pre-tokens hold {total} \
+             bytes, the limit is {}",
+            list.len(),
+            u32::MAX
+        )));
+    }
     let mut out = Words {
-        syms: Vec::with_capacity(total),
-        start: Vec::with_capacity(list.len()),
-        len: Vec::with_capacity(list.len()),
-        count: Vec::with_capacity(list.len()),
+        data: Vec::with_capacity(total),
+        offsets: Vec::with_capacity(list.len()),
     };
     for (w, n) in list {
-        out.start.push(out.syms.len() as u32);
-        out.len.push(w.len() as u32);
-        out.count.push(n);
-        out.syms.extend(w.iter().map(|&b| byte_id[b as usize]));
+        out.offsets.push(out.data.len() as u32);
+        out.data
+            .extend_from_slice(&[w.len() as u32, n as u32, (n >> 32) as u32]);
+        out.data.extend(w.iter().map(|&b| byte_id[b as usize]));
     }
-    out
+    Ok(out)
 }
 
 /// Initial pair counts and, per pair, the words holding it (each once), in
 /// parallel over word ranges; the per-range maps are merged in range order.
 fn count_pairs(words: &Words) -> FxHashMap<u64, (u64, Vec<u32>)> {
-    let n = words.start.len();
+    let n = words.offsets.len();
     let parts = (rayon::current_num_threads() * 4).max(1);
     let step = n.div_ceil(parts).max(1);
-    let maps: Vec<FxHashMap<u64, (u64, Vec<u32>)>> = (0..n.div_ceil(step))
-        .into_par_iter()
-        .map(|p| {
+    let maps: Vec<FxHashMap<u64, (u64, Vec<u32>)>> = words
+        .offsets
+        .par_chunks(step)
+        .map(|part| {
             let mut m: FxHashMap<u64, (u64, Vec<u32>)> = FxHashMap::default();
-            for w in p * step..((p + 1) * step).min(n) {
-                let s = words.start[w] as usize;
-                let syms = &words.syms[s..s + words.len[w] as usize];
-                let c = words.count[w];
-                for win in syms.windows(2) {
+            for &w in part {
+                let c = words.count(w);
+                for win in words.syms(w).windows(2) {
                     let e = m.entry(pack(win[0], win[1])).or_default();
                     e.0 += c;
-                    if e.1.last() != Some(&(w as u32)) {
-                        e.1.push(w as u32);
+                    if e.1.last() != Some(&w) {
+                        e.1.push(w);
                     }
                 }
             }
@@ -368,35 +386,67 @@ fn count_pairs(words: &Words) -> FxHashMap<u64, (u64, Vec<u32>)> {
     all
 }
 
-fn train(
+/// Ask the CPU to start loading the word at `w` (its header and first
+/// symbols), so the merge loop does not stall on one cache miss per word.
+#[inline(always)]
+fn prefetch(words: &Words, w: u32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = words.data.as_ptr().wrapping_add(w as usize) as *const i8;
+        // SAFETY: a prefetch is only a hint; it never faults, even on a bad address.
+        #[allow(unused_unsafe)]
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(p)
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (words, w);
+}
+
+/// Everything the merge loop starts from.
+struct Prepared {
+    init: Initial,
+    words: Words,
+    pairs: FxHashMap<u64, (u64, Vec<u32>)>,
+}
+
+/// The initial vocabulary, the words as symbols and their pair counts (in
+/// parallel on the current rayon pool).
+fn prepare(config: &TrainConfig, words: FxHashMap<Box<[u8]>, u64>) -> Result<Prepared> {
+    let init = initial_vocab(&config.special_tokens);
+    let words = build_words(words, &init.byte_id)?;
+    let pairs = count_pairs(&words);
+    Ok(Prepared { init, words, pairs })
+}
+
+/// The merge loop (sequential).
+fn merge(
     config: &TrainConfig,
-    words: FxHashMap<Box<[u8]>, u64>,
+    prepared: Prepared,
     mut progress: impl FnMut(usize, usize),
-) -> Result<TrainOutput> {
-    let Initial {
-        mut keys,
-        mut ids,
-        specials,
-        byte_id,
-    } = initial_vocab(&config.special_tokens);
+) -> TrainOutput {
+    let Prepared {
+        init:
+            Initial {
+                mut keys,
+                mut ids,
+                specials,
+                ..
+            },
+        mut words,
+        pairs,
+    } = prepared;
     let num_special = specials.len();
     let initial = keys.len();
     let total = config.vocab_size.saturating_sub(initial);
 
-    // The parallel part runs on the pool; the merge loop is sequential and
-    // stays on the caller's thread (so `progress` need not be Send).
-    let (mut words, pairs) = pool::install(|| {
-        let words = build_words(words, &byte_id);
-        let pairs = count_pairs(&words);
-        (words, pairs)
-    })?;
-
-    let mut counts: FxHashMap<u64, u64> = FxHashMap::default();
+    let mut counts: FxHashMap<u64, i64> = FxHashMap::default();
     counts.reserve(pairs.len());
     let mut slots = Slots::default();
     let mut heap_init = Vec::with_capacity(pairs.len());
     for (pair, (c, ws)) in pairs {
-        counts.insert(pair, c);
+        counts.insert(pair, c as i64);
         if c > 0 {
             let slot = slots.put(ws);
             heap_init.push(Entry {
@@ -409,15 +459,14 @@ fn train(
     let mut queue = BinaryHeap::from(heap_init);
 
     let mut merges: Vec<(u64, u32)> = Vec::new();
-    // Pairs made by this step's merge, with the words they appeared in.
-    let mut born: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
-    let mut born_sorted: Vec<(u64, Vec<u32>)> = Vec::new();
+    let mut step = Step::default();
+    let mut born: Vec<(u64, Vec<u32>)> = Vec::new();
     let report_every = (total / 100).max(1);
     let mut next_report = report_every;
 
     while keys.len() < config.vocab_size {
         let Some(mut top) = queue.pop() else { break };
-        let current = counts.get(&top.pair).copied().unwrap_or(0);
+        let current = counts.get(&top.pair).copied().unwrap_or(0).max(0) as u64;
         if top.count != current {
             // Stale: requeue at the current count (a zero count could only
             // surface once every other entry is zero too, which ends
@@ -426,7 +475,7 @@ fn train(
                 top.count = current;
                 queue.push(top);
             } else {
-                slots.take(top.slot);
+                step.recycle(slots.take(top.slot));
             }
             continue;
         }
@@ -449,21 +498,28 @@ fn train(
         };
         merges.push((top.pair, new_id));
 
+        step.reserve(keys.len());
         let pos = slots.take(top.slot);
-        for &w in &pos {
-            merge_word(&mut words, w, a, b, new_id, &mut counts, &mut born);
+        const AHEAD: usize = 8;
+        for (i, &w) in pos.iter().enumerate() {
+            if let Some(&n) = pos.get(i + AHEAD) {
+                prefetch(&words, n);
+            }
+            merge_word(&mut words, w, a, b, new_id, &mut step);
         }
+        step.recycle(pos);
+        step.apply(a, b, new_id, &mut counts, &mut born);
 
-        // Queue the new pairs (sorted, so equal entries always enter the
-        // heap in the same order).
-        born_sorted.extend(born.drain());
-        born_sorted.sort_unstable_by_key(|e| e.0);
-        for (pair, ws) in born_sorted.drain(..) {
+        // Queue the new pairs, sorted so that equal entries always enter the
+        // heap in the same order.
+        born.sort_unstable_by_key(|e| e.0);
+        coalesce(&mut born);
+        for (pair, ws) in born.drain(..) {
             let c = counts.get(&pair).copied().unwrap_or(0);
             if c > 0 {
                 let slot = slots.put(ws);
                 queue.push(Entry {
-                    count: c,
+                    count: c as u64,
                     pair,
                     slot,
                 });
@@ -506,11 +562,154 @@ fn train(
             Key::Special(s) => s.into_bytes(),
         }))
         .collect();
-    Ok(TrainOutput {
+    TrainOutput {
         merges,
         vocab,
         num_special,
-    })
+    }
+}
+
+/// Merge two entries for the same pair (only possible after a reused id made
+/// `(new, new)` on both sides) into one, as HF's set per pair does.
+fn coalesce(born: &mut Vec<(u64, Vec<u32>)>) {
+    if born.windows(2).all(|w| w[0].0 != w[1].0) {
+        return;
+    }
+    let mut out: Vec<(u64, Vec<u32>)> = Vec::with_capacity(born.len());
+    for (pair, ws) in born.drain(..) {
+        match out.last_mut() {
+            Some(last) if last.0 == pair => {
+                last.1.extend(ws);
+                last.1.sort_unstable();
+                last.1.dedup();
+            }
+            _ => out.push((pair, ws)),
+        }
+    }
+    *born = out;
+}
+
+/// The count changes of one merge step `(a, b) -> new`, gathered in arrays
+/// indexed by the neighbouring symbol: every changed pair has `a`, `b` or
+/// `new` on one side, so an occurrence costs an array update instead of a
+/// hash lookup, and each distinct pair touches the count map once.
+#[derive(Default)]
+struct Step {
+    /// (x, a) loses.
+    lost_left: Vec<i64>,
+    /// (b, y) loses.
+    lost_right: Vec<i64>,
+    /// (x, new) gains, and the words it appeared in.
+    gain_left: Vec<i64>,
+    words_left: Vec<Vec<u32>>,
+    /// (new, y) gains, and the words it appeared in.
+    gain_right: Vec<i64>,
+    words_right: Vec<Vec<u32>>,
+    /// Symbols with a non-zero entry in each array above.
+    touched: [Vec<u32>; 4],
+    /// Emptied word lists kept for reuse.
+    spare: Vec<Vec<u32>>,
+}
+
+impl Step {
+    /// Keep an emptied word list's allocation for a later gain.
+    fn recycle(&mut self, mut list: Vec<u32>) {
+        if list.capacity() > 0 {
+            list.clear();
+            self.spare.push(list);
+        }
+    }
+
+    fn reserve(&mut self, symbols: usize) {
+        if self.lost_left.len() < symbols {
+            self.lost_left.resize(symbols, 0);
+            self.lost_right.resize(symbols, 0);
+            self.gain_left.resize(symbols, 0);
+            self.gain_right.resize(symbols, 0);
+            self.words_left.resize_with(symbols, Vec::new);
+            self.words_right.resize_with(symbols, Vec::new);
+        }
+    }
+
+    #[inline]
+    fn lose_left(&mut self, x: u32, c: i64) {
+        let e = &mut self.lost_left[x as usize];
+        if *e == 0 {
+            self.touched[0].push(x);
+        }
+        *e += c;
+    }
+
+    #[inline]
+    fn lose_right(&mut self, y: u32, c: i64) {
+        let e = &mut self.lost_right[y as usize];
+        if *e == 0 {
+            self.touched[1].push(y);
+        }
+        *e += c;
+    }
+
+    #[inline]
+    fn gain_left(&mut self, x: u32, c: i64, w: u32) {
+        let e = &mut self.gain_left[x as usize];
+        let ws = &mut self.words_left[x as usize];
+        if *e == 0 {
+            self.touched[2].push(x);
+            if let Some(v) = self.spare.pop() {
+                *ws = v;
+            }
+        }
+        *e += c;
+        if ws.last() != Some(&w) {
+            ws.push(w);
+        }
+    }
+
+    #[inline]
+    fn gain_right(&mut self, y: u32, c: i64, w: u32) {
+        let e = &mut self.gain_right[y as usize];
+        let ws = &mut self.words_right[y as usize];
+        if *e == 0 {
+            self.touched[3].push(y);
+            if let Some(v) = self.spare.pop() {
+                *ws = v;
+            }
+        }
+        *e += c;
+        if ws.last() != Some(&w) {
+            ws.push(w);
+        }
+    }
+
+    /// Apply the gathered changes to `counts` and hand out the pairs made
+    /// (with their words) in `born`; leaves the arrays zeroed.
+    fn apply(
+        &mut self,
+        a: u32,
+        b: u32,
+        new: u32,
+        counts: &mut FxHashMap<u64, i64>,
+        born: &mut Vec<(u64, Vec<u32>)>,
+    ) {
+        for x in self.touched[0].drain(..) {
+            *counts.entry(pack(x, a)).or_insert(0) -=
+                std::mem::take(&mut self.lost_left[x as usize]);
+        }
+        for y in self.touched[1].drain(..) {
+            *counts.entry(pack(b, y)).or_insert(0) -=
+                std::mem::take(&mut self.lost_right[y as usize]);
+        }
+        for x in self.touched[2].drain(..) {
+            let pair = pack(x, new);
+            *counts.entry(pair).or_insert(0) += std::mem::take(&mut self.gain_left[x as usize]);
+            born.push((pair, std::mem::take(&mut self.words_left[x as usize])));
+        }
+        for y in self.touched[3].drain(..) {
+            let pair = pack(new, y);
+            *counts.entry(pair).or_insert(0) += std::mem::take(&mut self.gain_right[y as usize]);
+            born.push((pair, std::mem::take(&mut self.words_right[y as usize])));
+        }
+    }
 }
 
 fn key_bytes(k: &Key) -> &[u8] {
@@ -522,36 +721,28 @@ fn key_bytes(k: &Key) -> &[u8] {
 }
 
 /// Merge every non-overlapping `(a, b)` of word `w`, left to right, into
-/// `new`, updating pair counts the way HF's `Word::merge` reports them: the
-/// neighbours' old pairs lose the word's count, the new pairs gain it and
-/// are recorded in `born` with the word. The merged pair's own count is left
-/// alone (HF does the same; it is never read again unless re-created).
+/// `new`, recording the count changes the way HF's `Word::merge` reports
+/// them: the neighbours' old pairs lose the word's count, the new pairs gain
+/// it (with the word). The merged pair's own count is left alone (HF does
+/// the same; it is never read again unless the pair is made anew).
 #[inline]
-fn merge_word(
-    words: &mut Words,
-    w: u32,
-    a: u32,
-    b: u32,
-    new: u32,
-    counts: &mut FxHashMap<u64, u64>,
-    born: &mut FxHashMap<u64, Vec<u32>>,
-) {
-    let s = words.start[w as usize] as usize;
-    let len = words.len[w as usize] as usize;
-    let c = words.count[w as usize];
-    let syms = &mut words.syms[s..s + len];
+fn merge_word(words: &mut Words, w: u32, a: u32, b: u32, new: u32, step: &mut Step) {
+    let c = words.count(w) as i64;
+    let s = w as usize + HEADER;
+    let len = words.data[w as usize] as usize;
+    let syms = &mut words.data[s..s + len];
     let (mut r, mut o) = (0, 0);
     while r < len {
         if r + 1 < len && syms[r] == a && syms[r + 1] == b {
             if o > 0 {
                 let prev = syms[o - 1];
-                dec(counts, pack(prev, a), c);
-                gain(counts, born, pack(prev, new), c, w);
+                step.lose_left(prev, c);
+                step.gain_left(prev, c, w);
             }
             if r + 2 < len {
                 let next = syms[r + 2];
-                dec(counts, pack(b, next), c);
-                gain(counts, born, pack(new, next), c, w);
+                step.lose_right(next, c);
+                step.gain_right(next, c, w);
             }
             syms[o] = new;
             r += 2;
@@ -561,27 +752,201 @@ fn merge_word(
         }
         o += 1;
     }
-    words.len[w as usize] = o as u32;
+    words.data[w as usize] = o as u32;
 }
 
-#[inline]
-fn dec(counts: &mut FxHashMap<u64, u64>, pair: u64, c: u64) {
-    if let Some(x) = counts.get_mut(&pair) {
-        *x = x.saturating_sub(c);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(
+        pattern: &str,
+        vocab_size: usize,
+        min_frequency: u64,
+        specials: &[&str],
+    ) -> TrainConfig {
+        TrainConfig {
+            pattern: pattern.to_owned(),
+            vocab_size,
+            min_frequency,
+            special_tokens: specials.iter().map(|s| s.to_string()).collect(),
+        }
     }
-}
 
-#[inline]
-fn gain(
-    counts: &mut FxHashMap<u64, u64>,
-    born: &mut FxHashMap<u64, Vec<u32>>,
-    pair: u64,
-    c: u64,
-    w: u32,
-) {
-    *counts.entry(pair).or_insert(0) += c;
-    let ws = born.entry(pair).or_default();
-    if ws.last() != Some(&w) {
-        ws.push(w);
+    /// Train on `texts` with a private pool of `threads` threads (the shared
+    /// pool's size is process-wide and other tests set it).
+    fn train_on(threads: usize, config: TrainConfig, texts: &[&str]) -> TrainOutput {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut t = Trainer::new(config.clone()).unwrap();
+        for chunk in texts.chunks(3) {
+            pool.install(|| t.feed_here(chunk));
+        }
+        let prepared = pool.install(|| prepare(&config, t.words)).unwrap();
+        merge(&config, prepared, |_, _| {})
+    }
+
+    fn merges(out: &TrainOutput) -> Vec<(&str, &str)> {
+        out.merges
+            .iter()
+            .map(|(a, b)| {
+                (
+                    std::str::from_utf8(a).unwrap(),
+                    std::str::from_utf8(b).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bytes_take_ids_in_byte_level_character_order() {
+        let id = initial_vocab(&[]).byte_id;
+        let expect = [
+            (b'!', 0),
+            (b'~', 93),
+            (0xA1, 94),
+            (0xAC, 105),
+            (0xAE, 106),
+            (0xFF, 187),
+            (0x00, 188),
+            (b' ', 220),
+            (0x7F, 221),
+            (0xA0, 254),
+            (0xAD, 255),
+        ];
+        for (b, i) in expect {
+            assert_eq!(id[b as usize], i, "byte {b:#x}");
+        }
+    }
+
+    #[test]
+    fn hand_checked_merges() {
+        let texts = ["abc abc abd"];
+        let out = train_on(1, config(r"\S+|\s+", 259, 0, &[]), &texts);
+        assert_eq!(merges(&out), [("a", "b"), ("ab", "c"), ("ab", "d")]);
+        assert_eq!(out.vocab.len(), 259);
+        assert_eq!(&out.vocab[256..], [&b"ab"[..], b"abc", b"abd"]);
+        assert_eq!(out.vocab[0], b"!");
+
+        // min_frequency: "abd" is seen once.
+        let out = train_on(1, config(r"\S+|\s+", 300, 2, &[]), &texts);
+        assert_eq!(merges(&out), [("a", "b"), ("ab", "c")]);
+        assert_eq!(out.vocab.len(), 258);
+    }
+
+    #[test]
+    fn ties_go_to_the_smaller_ids_not_the_smaller_bytes() {
+        // (" ", "z") and ("x", "y") are both seen once; space's id (220) is
+        // above x's (87), so ("x", "y") comes first.
+        let out = train_on(1, config(r".+", 258, 0, &[]), &[" z", "xy"]);
+        assert_eq!(merges(&out), [("x", "y"), (" ", "z")]);
+    }
+
+    #[test]
+    fn runs_count_every_adjacent_pair() {
+        // "aaa" holds (a, a) twice, so it ties with "bb" twice and wins on id.
+        let out = train_on(1, config(r"\S+", 259, 0, &[]), &["aaa bb bb"]);
+        assert_eq!(merges(&out), [("a", "a"), ("b", "b"), ("aa", "a")]);
+        let out = train_on(1, config(r"\S+", 258, 0, &[]), &["aaaa"]);
+        assert_eq!(merges(&out), [("a", "a"), ("aa", "aa")]);
+    }
+
+    #[test]
+    fn special_tokens_come_first_once_and_are_reused() {
+        let out = train_on(1, config(r"\S+", 300, 0, &["<s>", "</s>", "<s>"]), &[]);
+        assert_eq!(out.num_special, 2);
+        assert_eq!(out.vocab.len(), 258);
+        assert_eq!(&out.vocab[..3], [&b"<s>"[..], b"</s>", b"!"]);
+        assert!(out.merges.is_empty());
+
+        // A special token spelling a byte takes that byte's place.
+        let out = train_on(1, config(r"\S+", 300, 0, &["!"]), &[]);
+        assert_eq!(out.vocab.len(), 256);
+        assert_eq!(&out.vocab[..2], [&b"!"[..], b"\""]);
+
+        // A merge that spells a special token reuses its id (HF does too).
+        let out = train_on(1, config(r"\S+", 300, 0, &["ab"]), &["ab ab"]);
+        assert_eq!(merges(&out), [("a", "b")]);
+        assert_eq!(out.vocab.len(), 257);
+    }
+
+    #[test]
+    fn empty_input_gives_the_initial_vocabulary() {
+        let out = train_on(2, config(r"\S+", 1000, 0, &["<|endoftext|>"]), &[]);
+        assert!(out.merges.is_empty());
+        assert_eq!(out.vocab.len(), 257);
+        let out = train_on(2, config(r"\S+", 1000, 0, &[]), &["", "a b c"]);
+        assert!(out.merges.is_empty());
+    }
+
+    #[test]
+    fn bad_configs_are_clear_errors() {
+        let e = Trainer::new(config(r"\S+", 256, 0, &["<s>"]))
+            .err()
+            .unwrap();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("vocab_size 256") && msg.contains("257"),
+            "{msg}"
+        );
+        assert!(Trainer::new(config(r"\S+", 256, 0, &[])).is_ok());
+        let e = Trainer::new(config(r"\S+", 300, 0, &["a", ""]))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("special_tokens[1]"));
+        let e = Trainer::new(config(r"(", 300, 0, &[])).err().unwrap();
+        assert!(e.to_string().contains("does not compile"));
+    }
+
+    fn corpus() -> Vec<String> {
+        let parts = [
+            "th", "e ", "an", "d ", "ing", " ", "日本", "é", "\n", "  ", "123", "!",
+        ];
+        let mut x = 0x9E3779B97F4A7C15u64;
+        (0..300)
+            .map(|_| {
+                (0..60)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        parts[(x % parts.len() as u64) as usize]
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn same_output_on_one_and_four_threads() {
+        let docs = corpus();
+        let docs: Vec<&str> = docs.iter().map(String::as_str).collect();
+        let cfg = config(
+            crate::bpe::pretok::CL100K_PATTERN,
+            600,
+            0,
+            &["<|endoftext|>"],
+        );
+        let one = train_on(1, cfg.clone(), &docs);
+        let four = train_on(4, cfg, &docs);
+        assert!(one.merges.len() > 100);
+        assert_eq!(one, four);
+    }
+
+    #[test]
+    fn progress_reaches_the_total() {
+        let docs = corpus();
+        let docs: Vec<&str> = docs.iter().map(String::as_str).collect();
+        let cfg = config(crate::bpe::pretok::GPT2_PATTERN, 456, 0, &[]);
+        let mut t = Trainer::new(cfg).unwrap();
+        t.feed(&docs).unwrap();
+        let mut seen = Vec::new();
+        let out = t.finish(|done, total| seen.push((done, total))).unwrap();
+        assert_eq!(out.vocab.len(), 456);
+        assert_eq!(seen.last(), Some(&(200, 200)));
+        assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0));
+        assert!(seen.len() <= 102);
     }
 }
