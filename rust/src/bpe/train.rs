@@ -26,6 +26,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
+use rayon::ThreadPool;
 use rustc_hash::FxHashMap;
 
 use crate::bpe::pretok::Pretokenizer;
@@ -148,7 +149,8 @@ impl Trainer {
         // The parallel set-up runs on the pool; the merge loop is sequential
         // and stays on the caller's thread (so `progress` need not be Send).
         let prepared = pool::install(|| prepare(&config, words))??;
-        Ok(merge(&config, prepared, progress))
+        let pool = pool::get()?;
+        Ok(merge(&config, prepared, Some(&pool), progress))
     }
 }
 
@@ -386,22 +388,73 @@ fn count_pairs(words: &Words) -> FxHashMap<u64, (u64, Vec<u32>)> {
     all
 }
 
+/// How far ahead in a word list to prefetch.
+const AHEAD: usize = 8;
+
 /// Ask the CPU to start loading the word at `w` (its header and first
 /// symbols), so the merge loop does not stall on one cache miss per word.
 #[inline(always)]
-fn prefetch(words: &Words, w: u32) {
+fn prefetch(data: &[u32], w: u32) {
+    prefetch_ptr(data.as_ptr().wrapping_add(w as usize));
+}
+
+#[inline(always)]
+fn prefetch_ptr(p: *const u32) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p = words.data.as_ptr().wrapping_add(w as usize) as *const i8;
-        // SAFETY: a prefetch is only a hint; it never faults, even on a bad address.
+        // SAFETY: a prefetch is only a hint; it never faults, even on a bad
+        // address.
         #[allow(unused_unsafe)]
         unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(p)
+            _mm_prefetch::<_MM_HINT_T0>(p as *const i8)
         };
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (words, w);
+    let _ = p;
+}
+
+/// The word array shared by the threads of a parallel merge step, each
+/// rewriting its own words.
+struct SharedWords {
+    ptr: *mut u32,
+    len: usize,
+}
+
+// SAFETY: threads only reach words through `word`, whose caller guarantees
+// that no two threads hold the same word.
+unsafe impl Sync for SharedWords {}
+
+impl SharedWords {
+    fn new(data: &mut [u32]) -> Self {
+        Self {
+            ptr: data.as_mut_ptr(),
+            len: data.len(),
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, w: u32) {
+        prefetch_ptr(self.ptr.wrapping_add(w as usize));
+    }
+
+    /// The header and symbols of word `w`.
+    ///
+    /// # Safety
+    /// No other reference to word `w` may exist while the result lives.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn word(&self, w: u32) -> &mut [u32] {
+        let start = w as usize;
+        assert!(start < self.len);
+        // SAFETY: `start` is in bounds (checked); the length read from the
+        // header is checked against the array before the slice is made.
+        unsafe {
+            let n = HEADER + *self.ptr.add(start) as usize;
+            assert!(start + n <= self.len);
+            std::slice::from_raw_parts_mut(self.ptr.add(start), n)
+        }
+    }
 }
 
 /// Everything the merge loop starts from.
@@ -421,9 +474,17 @@ fn prepare(config: &TrainConfig, words: FxHashMap<Box<[u8]>, u64>) -> Result<Pre
 }
 
 /// The merge loop (sequential).
+/// Steps touching at least this many words are split across the pool's
+/// threads; smaller ones cost less than waking the threads. (Tiny in unit
+/// tests, so their small corpora take the parallel path too.)
+const PARALLEL_WORDS: usize = if cfg!(test) { 8 } else { 4096 };
+
+/// The merge loop. It runs on the caller's thread; only the steps that
+/// touch many words (the first few hundred) are spread over `pool`.
 fn merge(
     config: &TrainConfig,
     prepared: Prepared,
+    pool: Option<&ThreadPool>,
     mut progress: impl FnMut(usize, usize),
 ) -> TrainOutput {
     let Prepared {
@@ -460,6 +521,8 @@ fn merge(
 
     let mut merges: Vec<(u64, u32)> = Vec::new();
     let mut step = Step::default();
+    // One per thread, for the parallel steps.
+    let mut helpers: Vec<Step> = Vec::new();
     let mut born: Vec<(u64, Vec<u32>)> = Vec::new();
     let report_every = (total / 100).max(1);
     let mut next_report = report_every;
@@ -498,22 +561,53 @@ fn merge(
         };
         merges.push((top.pair, new_id));
 
-        step.reserve(keys.len());
         let pos = slots.take(top.slot);
-        const AHEAD: usize = 8;
-        for (i, &w) in pos.iter().enumerate() {
-            if let Some(&n) = pos.get(i + AHEAD) {
-                prefetch(&words, n);
+        match pool {
+            Some(pool) if pos.len() >= PARALLEL_WORDS && pool.current_num_threads() > 1 => {
+                let n = pool.current_num_threads();
+                helpers.resize_with(n, Step::default);
+                let chunk = pos.len().div_ceil(n);
+                let shared = SharedWords::new(&mut words.data);
+                pool.install(|| {
+                    pos.par_chunks(chunk)
+                        .zip(helpers.par_iter_mut())
+                        .for_each(|(part, step)| {
+                            step.reserve(keys.len());
+                            for (i, &w) in part.iter().enumerate() {
+                                if let Some(&n) = part.get(i + AHEAD) {
+                                    shared.prefetch(n);
+                                }
+                                // SAFETY: a word list holds each word once,
+                                // and the chunks split it, so no two threads
+                                // touch the same word.
+                                let word = unsafe { shared.word(w) };
+                                merge_word(word, w, a, b, new_id, step);
+                            }
+                        })
+                });
+                for step in &mut helpers[..pos.len().div_ceil(chunk)] {
+                    step.apply(a, b, new_id, &mut counts, &mut born);
+                }
             }
-            merge_word(&mut words, w, a, b, new_id, &mut step);
+            _ => {
+                step.reserve(keys.len());
+                for (i, &w) in pos.iter().enumerate() {
+                    if let Some(&n) = pos.get(i + AHEAD) {
+                        prefetch(&words.data, n);
+                    }
+                    let start = w as usize;
+                    let end = start + HEADER + words.data[start] as usize;
+                    merge_word(&mut words.data[start..end], w, a, b, new_id, &mut step);
+                }
+                step.apply(a, b, new_id, &mut counts, &mut born);
+            }
         }
         step.recycle(pos);
-        step.apply(a, b, new_id, &mut counts, &mut born);
 
         // Queue the new pairs, sorted so that equal entries always enter the
         // heap in the same order.
-        born.sort_unstable_by_key(|e| e.0);
-        coalesce(&mut born);
+        born.sort_by_key(|e| e.0);
+        coalesce(&mut born, pack(new_id, new_id));
         for (pair, ws) in born.drain(..) {
             let c = counts.get(&pair).copied().unwrap_or(0);
             if c > 0 {
@@ -569,21 +663,25 @@ fn merge(
     }
 }
 
-/// Merge two entries for the same pair (only possible after a reused id made
-/// `(new, new)` on both sides) into one, as HF's set per pair does.
-fn coalesce(born: &mut Vec<(u64, Vec<u32>)>) {
+/// Join the entries of `born` (sorted by pair) that name the same pair, as
+/// HF keeps one word set per pair and step. They come from different threads
+/// (disjoint words: concatenate) or, for `(new, new)` after a reused id, from
+/// both sides of one word (sort and dedup).
+fn coalesce(born: &mut Vec<(u64, Vec<u32>)>, new_new: u64) {
     if born.windows(2).all(|w| w[0].0 != w[1].0) {
         return;
     }
     let mut out: Vec<(u64, Vec<u32>)> = Vec::with_capacity(born.len());
     for (pair, ws) in born.drain(..) {
         match out.last_mut() {
-            Some(last) if last.0 == pair => {
-                last.1.extend(ws);
-                last.1.sort_unstable();
-                last.1.dedup();
-            }
+            Some(last) if last.0 == pair => last.1.extend(ws),
             _ => out.push((pair, ws)),
+        }
+    }
+    for (pair, ws) in &mut out {
+        if *pair == new_new {
+            ws.sort_unstable();
+            ws.dedup();
         }
     }
     *born = out;
@@ -726,11 +824,10 @@ fn key_bytes(k: &Key) -> &[u8] {
 /// it (with the word). The merged pair's own count is left alone (HF does
 /// the same; it is never read again unless the pair is made anew).
 #[inline]
-fn merge_word(words: &mut Words, w: u32, a: u32, b: u32, new: u32, step: &mut Step) {
-    let c = words.count(w) as i64;
-    let s = w as usize + HEADER;
-    let len = words.data[w as usize] as usize;
-    let syms = &mut words.data[s..s + len];
+fn merge_word(word: &mut [u32], w: u32, a: u32, b: u32, new: u32, step: &mut Step) {
+    let c = (word[1] as u64 | (word[2] as u64) << 32) as i64;
+    let len = word[0] as usize;
+    let syms = &mut word[HEADER..HEADER + len];
     let (mut r, mut o) = (0, 0);
     while r < len {
         if r + 1 < len && syms[r] == a && syms[r + 1] == b {
@@ -752,7 +849,7 @@ fn merge_word(words: &mut Words, w: u32, a: u32, b: u32, new: u32, step: &mut St
         }
         o += 1;
     }
-    words.data[w as usize] = o as u32;
+    word[0] = o as u32;
 }
 
 #[cfg(test)]
@@ -785,7 +882,7 @@ mod tests {
             pool.install(|| t.feed_here(chunk));
         }
         let prepared = pool.install(|| prepare(&config, t.words)).unwrap();
-        merge(&config, prepared, |_, _| {})
+        merge(&config, prepared, Some(&pool), |_, _| {})
     }
 
     fn merges(out: &TrainOutput) -> Vec<(&str, &str)> {
