@@ -273,6 +273,73 @@ impl PartialOrd for Entry {
     }
 }
 
+/// The merge queue: a max-heap of `Entry` that pops in exactly the heap's
+/// order but keeps the entries below a floor count in an unsorted list.
+/// Most entries are rare pairs that are never popped; leaving them out of the
+/// heap keeps it small (cheaper pushes and pops, fewer cache misses). When
+/// the heap runs dry the floor drops and the entries above it move in.
+struct Queue {
+    heap: BinaryHeap<Entry>,
+    /// Entries with `count < floor`, in no order.
+    low: Vec<Entry>,
+    floor: u64,
+}
+
+impl Queue {
+    /// A queue of `entries` whose heap starts with about `want` of them.
+    fn new(entries: Vec<Entry>, want: usize) -> Self {
+        let mut q = Queue {
+            heap: BinaryHeap::new(),
+            low: entries,
+            floor: u64::MAX,
+        };
+        q.refill(want.max(1024));
+        q
+    }
+
+    fn push(&mut self, e: Entry) {
+        if e.count >= self.floor {
+            self.heap.push(e);
+        } else {
+            self.low.push(e);
+        }
+    }
+
+    fn pop(&mut self) -> Option<Entry> {
+        // Every heap entry is >= floor > every low entry, so the heap's top
+        // is the top of all.
+        if self.heap.is_empty() && !self.low.is_empty() {
+            let want = (self.low.len() / 8).max(1024);
+            self.refill(want);
+        }
+        self.heap.pop()
+    }
+
+    /// Lower the floor so that at least `want` low entries (all of them if
+    /// fewer) move into the heap.
+    fn refill(&mut self, want: usize) {
+        if self.low.is_empty() {
+            return;
+        }
+        let k = want.min(self.low.len()) - 1;
+        // The k-th largest count becomes the floor.
+        self.low
+            .select_nth_unstable_by(k, |x, y| y.count.cmp(&x.count));
+        self.floor = self.low[k].count;
+        let floor = self.floor;
+        let mut moved = Vec::new();
+        self.low.retain(|e| {
+            if e.count >= floor {
+                moved.push(*e);
+                false
+            } else {
+                true
+            }
+        });
+        self.heap.extend(moved);
+    }
+}
+
 /// Word lists of queue entries, with freed lists reused (no allocation per
 /// push once warm).
 #[derive(Default)]
@@ -517,7 +584,7 @@ fn merge(
             });
         }
     }
-    let mut queue = BinaryHeap::from(heap_init);
+    let mut queue = Queue::new(heap_init, 2 * total);
 
     let mut merges: Vec<(u64, u32)> = Vec::new();
     let mut step = Step::default();
