@@ -16,6 +16,7 @@ import gzip
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -107,6 +108,11 @@ NOTES = {
 }
 
 
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def version(mod: str) -> str:
     try:
         from importlib.metadata import version as v
@@ -147,25 +153,29 @@ def main() -> None:
         except ImportError:
             print(f"{name}: not installed, skipped")
             continue
-        times, merges = [], None
+        times, cpus, merges = [], [], None
         for _ in range(args.repeat):
-            t0 = time.perf_counter()
+            c0, t0 = cpu_seconds(), time.perf_counter()
             merges = fn(texts, args.vocab)
             times.append(time.perf_counter() - t0)
-        rows.append((name, version(mod), min(times), statistics.median(times), merges))
+            cpus.append(cpu_seconds() - c0)
+        rows.append((name, version(mod), min(times), statistics.median(times), min(cpus), merges))
 
     base = next((r[2] for r in rows if r[0] == "fastllm"), None)
     print(
-        f"{'trainer':<14} {'version':<10} {'best s':>8} {'median s':>9} {'new tokens':>11} {'vs fastllm':>11}"
+        f"{'trainer':<14} {'version':<10} {'best s':>8} {'median s':>9} {'cpu s':>7} "
+        f"{'new tokens':>11} {'vs fastllm':>11}"
     )
-    for name, ver, best, med, merges in rows:
+    for name, ver, best, med, cpu, merges in rows:
         ratio = f"{best / base:.2f}x" if base else "-"
-        print(f"{name:<14} {ver:<10} {best:>8.3f} {med:>9.3f} {merges:>11} {ratio:>11}")
+        print(f"{name:<14} {ver:<10} {best:>8.3f} {med:>9.3f} {cpu:>7.2f} {merges:>11} {ratio:>11}")
     print()
     for name, note in NOTES.items():
         if any(r[0] == name for r in rows):
             print(f"note: {name}: {note}")
-    print("note: ratio = peer seconds / fastllm seconds (higher: fastllm faster)")
+    print("note: ratio = peer best s / fastllm best s (higher: fastllm faster)")
+    print("note: cpu s = process CPU time (all threads) of the best-CPU run")
+    print(f"note: load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
