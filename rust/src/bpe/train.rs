@@ -21,6 +21,11 @@
 //!   rewrites those words. A pair re-created after a reused id can then hold
 //!   two entries and be merged twice; `TrainOutput::merges` lists it once, at
 //!   its last rank, as HF's saved `tokenizer.json` does.
+//!
+//! Equal merges need equal pre-tokens: HF splits with Oniguruma, which reads
+//! a possessive interval such as tiktoken's `\p{N}{1,3}+` as `(\p{N}{1,3})+`
+//! (any run of digits), where PCRE2 reads it as possessive `{1,3}`. Give HF
+//! the pattern with `\p{N}{1,3}` (same pieces in PCRE2) to compare.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -130,7 +135,8 @@ impl Trainer {
         }
     }
 
-    /// Add pre-counted words (bytes → count), bypassing the splitter.
+    /// Add pre-counted words (bytes → count), bypassing the splitter: each
+    /// is a pre-token that merges never cross.
     pub fn feed_counts<'a>(&mut self, counts: impl IntoIterator<Item = (&'a [u8], u64)>) {
         for (w, n) in counts {
             match self.words.get_mut(w) {
