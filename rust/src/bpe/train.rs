@@ -67,8 +67,9 @@ pub struct TrainOutput {
 pub struct Trainer {
     config: TrainConfig,
     pretok: Pretokenizer,
-    /// Count of every distinct pre-token seen so far.
-    words: FxHashMap<Box<[u8]>, u64>,
+    /// Count of every distinct pre-token seen so far, in `SHARDS` maps by
+    /// `shard_of`, so batches merge into them in parallel.
+    words: Vec<WordCounts>,
 }
 
 impl Trainer {
@@ -90,13 +91,13 @@ impl Trainer {
         Ok(Self {
             config,
             pretok,
-            words: FxHashMap::default(),
+            words: (0..SHARDS).map(|_| WordCounts::default()).collect(),
         })
     }
 
     /// Number of distinct pre-tokens counted so far.
     pub fn num_words(&self) -> usize {
-        self.words.len()
+        self.words.iter().map(|m| m.len()).sum()
     }
 
     /// Split `texts` (in parallel on the shared pool) and add their pieces'
@@ -112,39 +113,44 @@ impl Trainer {
         }
         let pretok = &self.pretok;
         // A few chunks per thread so uneven documents still balance; each
-        // chunk counts into a map of borrowed slices (no allocation per
-        // piece), and only distinct pieces are copied into the global map.
+        // chunk counts into maps of borrowed slices (no allocation per
+        // piece), one per shard; then each shard of the global count takes
+        // its part of every chunk, shards in parallel, copying only the
+        // distinct pieces.
         let chunk = texts
             .len()
             .div_ceil(rayon::current_num_threads() * 4)
             .max(1);
-        let locals: Vec<FxHashMap<&str, u64>> = texts
+        let locals: Vec<Vec<FxHashMap<&str, u64>>> = texts
             .par_chunks(chunk)
             .map(|part| {
-                let mut m: FxHashMap<&str, u64> = FxHashMap::default();
+                let mut m: Vec<FxHashMap<&str, u64>> =
+                    (0..SHARDS).map(|_| FxHashMap::default()).collect();
                 for text in part {
                     for piece in pretok.split(text) {
-                        *m.entry(piece).or_insert(0) += 1;
+                        *m[shard_of(piece.as_bytes())].entry(piece).or_insert(0) += 1;
                     }
                 }
                 m
             })
             .collect();
-        for local in locals {
-            self.feed_counts(local.into_iter().map(|(p, n)| (p.as_bytes(), n)));
-        }
+        self.words
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(s, global)| {
+                for local in &locals {
+                    for (piece, &n) in &local[s] {
+                        add_count(global, piece.as_bytes(), n);
+                    }
+                }
+            });
     }
 
     /// Add pre-counted words (bytes → count), bypassing the splitter: each
     /// is a pre-token that merges never cross.
     pub fn feed_counts<'a>(&mut self, counts: impl IntoIterator<Item = (&'a [u8], u64)>) {
         for (w, n) in counts {
-            match self.words.get_mut(w) {
-                Some(c) => *c += n,
-                None => {
-                    self.words.insert(w.into(), n);
-                }
-            }
+            add_count(&mut self.words[shard_of(w)], w, n);
         }
     }
 
@@ -157,6 +163,28 @@ impl Trainer {
         let prepared = pool::install(|| prepare(&config, words))??;
         let pool = pool::get()?;
         Ok(merge(&config, prepared, Some(&pool), progress))
+    }
+}
+
+type WordCounts = FxHashMap<Box<[u8]>, u64>;
+
+/// Shards of the pre-token count.
+const SHARDS: usize = 64;
+
+/// The shard of a pre-token. A hash independent of the maps' own (FxHash),
+/// so that each shard's keys still spread over its table.
+#[inline]
+fn shard_of(piece: &[u8]) -> usize {
+    (xxhash_rust::xxh3::xxh3_64(piece) % SHARDS as u64) as usize
+}
+
+#[inline]
+fn add_count(map: &mut WordCounts, w: &[u8], n: u64) {
+    match map.get_mut(w) {
+        Some(c) => *c += n,
+        None => {
+            map.insert(w.into(), n);
+        }
     }
 }
 
@@ -400,29 +428,42 @@ impl Words {
     }
 }
 
-fn build_words(words: FxHashMap<Box<[u8]>, u64>, byte_id: &[u32; 256]) -> Result<Words> {
-    // Single-byte words hold no pair and never change the result.
-    let list: Vec<(Box<[u8]>, u64)> = words.into_iter().filter(|(w, _)| w.len() > 1).collect();
-    let total: usize = list.iter().map(|(w, _)| w.len() + HEADER).sum();
+fn build_words(words: Vec<WordCounts>, byte_id: &[u32; 256]) -> Result<Words> {
+    // Each shard becomes its own run of words (in parallel, which also
+    // spreads the freeing of the keys); the runs are then joined.
+    let runs: Vec<Vec<u32>> = words
+        .into_par_iter()
+        .map(|shard| {
+            let mut data = Vec::new();
+            for (w, n) in shard {
+                // Single-byte words hold no pair and never change the result.
+                if w.len() > 1 {
+                    data.extend_from_slice(&[w.len() as u32, n as u32, (n >> 32) as u32]);
+                    data.extend(w.iter().map(|&b| byte_id[b as usize]));
+                }
+            }
+            data
+        })
+        .collect();
+    let total: usize = runs.iter().map(Vec::len).sum();
     if total > u32::MAX as usize {
         return Err(Error::invalid(format!(
-            "too much distinct text to train on: the {} distinct pre-tokens hold {total} \
-             bytes, the limit is {}",
-            list.len(),
+            "too much distinct text to train on: the distinct pre-tokens take {total} \
+             symbols and headers, the limit is {}",
             u32::MAX
         )));
     }
-    let mut out = Words {
-        data: Vec::with_capacity(total),
-        offsets: Vec::with_capacity(list.len()),
-    };
-    for (w, n) in list {
-        out.offsets.push(out.data.len() as u32);
-        out.data
-            .extend_from_slice(&[w.len() as u32, n as u32, (n >> 32) as u32]);
-        out.data.extend(w.iter().map(|&b| byte_id[b as usize]));
+    let mut data = Vec::with_capacity(total);
+    for run in runs {
+        data.extend_from_slice(&run);
     }
-    Ok(out)
+    let mut offsets = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        offsets.push(at as u32);
+        at += HEADER + data[at] as usize;
+    }
+    Ok(Words { data, offsets })
 }
 
 /// Initial pair counts and, per pair, the words holding it (each once), in
@@ -539,7 +580,7 @@ struct Prepared {
 
 /// The initial vocabulary, the words as symbols and their pair counts (in
 /// parallel on the current rayon pool).
-fn prepare(config: &TrainConfig, words: FxHashMap<Box<[u8]>, u64>) -> Result<Prepared> {
+fn prepare(config: &TrainConfig, words: Vec<WordCounts>) -> Result<Prepared> {
     let init = initial_vocab(&config.special_tokens);
     let words = build_words(words, &init.byte_id)?;
     let pairs = count_pairs(&words);

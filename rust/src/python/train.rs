@@ -17,11 +17,13 @@ pub struct BpeTrainer {
     inner: Option<Trainer>,
 }
 
+fn finished() -> PyErr {
+    PyValueError::new_err("BpeTrainer.finish() was already called")
+}
+
 impl BpeTrainer {
     fn trainer(&mut self) -> PyResult<&mut Trainer> {
-        self.inner
-            .as_mut()
-            .ok_or_else(|| PyValueError::new_err("BpeTrainer.finish() was already called"))
+        self.inner.as_mut().ok_or_else(finished)
     }
 }
 
@@ -56,8 +58,11 @@ impl BpeTrainer {
 
     /// Number of distinct pre-tokens counted so far.
     #[getter]
-    fn num_words(&mut self) -> PyResult<usize> {
-        Ok(self.trainer()?.num_words())
+    fn num_words(&self) -> PyResult<usize> {
+        self.inner
+            .as_ref()
+            .map(Trainer::num_words)
+            .ok_or_else(finished)
     }
 
     /// Train. Returns `(merges, vocab)`: merges in rank order as
@@ -75,8 +80,7 @@ impl BpeTrainer {
         Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>,
         Vec<Bound<'py, PyBytes>>,
     )> {
-        self.trainer()?;
-        let trainer = self.inner.take().expect("checked just above");
+        let trainer = self.inner.take().ok_or_else(finished)?;
         let mut cb_err: Option<PyErr> = None;
         let out = py.detach(|| {
             trainer.finish(|done, total| {
