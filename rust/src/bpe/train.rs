@@ -6,6 +6,8 @@
 //! every distinct pre-token; `finish` runs the merges.
 //!
 //! The rules that fix the output, as in tokenizers/src/models/bpe/trainer.rs:
+//! - the alphabet is always all 256 bytes (HF with `initial_alphabet =
+//!   ByteLevel.alphabet()` and no `limit_alphabet`), seen in the text or not;
 //! - ids: the special tokens first (in order, repeats skipped), then the 256
 //!   bytes ordered by the code point of their GPT-2 byte-level character
 //!   (`!`..`~`, `¡`..`¬`, `®`..`ÿ`, then the bytes mapped above U+00FF), then
