@@ -721,8 +721,9 @@ fn merge(
         step.recycle(pos);
 
         // Queue the new pairs, sorted so that equal entries always enter the
-        // heap in the same order.
-        born.sort_by_key(|e| e.0);
+        // heap in the same order. (Equal pairs come from different threads
+        // and are joined into one set: their relative order is irrelevant.)
+        born.sort_unstable_by_key(|e| e.0);
         coalesce(&mut born, pack(new_id, new_id));
         for (pair, ws) in born.drain(..) {
             let c = counts.get(&pair).copied().unwrap_or(0);
