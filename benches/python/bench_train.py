@@ -7,6 +7,7 @@ place of the possessive ``\\p{N}{1,3}+``, which Oniguruma (HF) reads as
 ``(\\p{N}{1,3})+``. Differences between peers are printed beside the table.
 
     python benches/python/bench_train.py [--mb 8] [--vocab 16000] [--repeat 3]
+        [--files 'gutenberg-en-*'] [--only fastllm rustbpe]
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ def shared_text() -> Path:
     return root / "text"
 
 
-def load_texts(mb: float) -> list[str]:
+def load_texts(mb: float, files: str = "*.jsonl.gz") -> list[str]:
     """Documents round-robin across the files until `mb` MB of UTF-8."""
     per_file = []
-    for path in sorted(shared_text().glob("*.jsonl.gz")):
+    for path in sorted(shared_text().glob(files)):
         with gzip.open(path, "rt", encoding="utf-8") as f:
             per_file.append([json.loads(line)["text"] for line in f])
     texts, size, i = [], 0, 0
@@ -131,9 +132,10 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=16000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", nargs="*", default=list(PEERS))
+    ap.add_argument("--files", default="*.jsonl.gz", help="glob in shared/data/text")
     args = ap.parse_args()
 
-    texts = load_texts(args.mb)
+    texts = load_texts(args.mb, args.files)
     nbytes = sum(len(t.encode()) for t in texts)
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(
@@ -141,7 +143,8 @@ def main() -> None:
         f"python={platform.python_version()} {platform.platform()}"
     )
     print(
-        f"text: {len(texts)} docs, {nbytes / 1e6:.2f} MB; vocab {args.vocab}; best of {args.repeat}"
+        f"text: {len(texts)} docs from {args.files}, {nbytes / 1e6:.2f} MB; "
+        f"vocab {args.vocab}; best of {args.repeat}"
     )
     print()
 
