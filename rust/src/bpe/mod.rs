@@ -6,3 +6,4 @@ pub mod hf;
 pub mod model;
 pub mod pretok;
 pub mod tiktoken;
+pub mod train;
