@@ -282,11 +282,12 @@ fn onig_compatible(pattern: &str) -> String {
 /// Write `bpe` as a `tokenizer.json` document.
 pub fn to_json(bpe: &Bpe) -> String {
     let mut vocab = Map::new();
+    // Special tokens are listed in the vocabulary too, under their text, as
+    // HF's trainer writes them (and `from_json` reads them back as specials).
     for id in 0..bpe.vocab_size() as u32 {
-        if bpe.special_id_of(id).is_some() {
-            continue;
-        }
-        if let Some(b) = bpe.token_bytes(id) {
+        if let Some(s) = bpe.special_id_of(id) {
+            vocab.insert(s.to_owned(), json!(id));
+        } else if let Some(b) = bpe.token_bytes(id) {
             vocab.insert(bytelevel::encode(b), json!(id));
         }
     }
