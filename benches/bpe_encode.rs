@@ -5,7 +5,7 @@
 //! $FASTLLM_SHARED_DATA); prints a note and does nothing when it is absent.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fastllm_core::bpe::model::Bpe;
@@ -21,7 +21,7 @@ fn data_dir() -> Option<PathBuf> {
 
 /// About 4 MB of text: a slice of each file of the corpus (prose, code,
 /// many languages), read from the gzipped JSONL with a minimal decoder.
-fn sample(root: &PathBuf) -> String {
+fn sample(root: &Path) -> String {
     let mut text = String::new();
     let mut files: Vec<_> = std::fs::read_dir(root.join("text"))
         .unwrap()
