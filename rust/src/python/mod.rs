@@ -3,6 +3,7 @@
 //! algorithms live in the plain-Rust modules.
 
 mod errors;
+mod extract;
 
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
@@ -50,5 +51,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(content_hashes, m)?)?;
+    m.add_function(wrap_pyfunction!(extract::extract_text, m)?)?;
+    m.add_function(wrap_pyfunction!(extract::extract_batch, m)?)?;
     Ok(())
 }
