@@ -34,8 +34,8 @@ pub fn extract_bytes(html: &[u8], url: Option<&str>) -> Extracted {
 pub fn extract_str(html: &str) -> Extracted {
     let dom = dom::Dom::parse(html);
     let analysis = score::analyze(&dom);
-    let roots = score::main_content(&dom, &analysis);
-    let text = render::render(&dom, &analysis, &roots);
+    let choice = score::main_content(&dom, &analysis);
+    let text = render::render(&dom, &analysis, &choice);
     let text = text.trim();
     let title = collapse(&dom.title).or_else(|| dom.og_title.as_deref().and_then(collapse));
     Extracted {

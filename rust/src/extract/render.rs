@@ -3,7 +3,7 @@
 //! (except in `<pre>`), and chrome inside the content left out.
 
 use super::dom::{Dom, Kind};
-use super::score::Analysis;
+use super::score::{Analysis, Choice};
 use super::tags::Tag;
 
 /// Link-dense blocks inside the content (tag lists, "related" lists, share
@@ -89,7 +89,7 @@ fn breaks_for(t: Tag) -> u8 {
 }
 
 /// Whether a subtree inside the content is chrome to leave out.
-fn skip(dom: &Dom, a: &Analysis, i: u32, is_root: bool) -> bool {
+fn skip(dom: &Dom, a: &Analysis, i: u32, is_root: bool, keep_links: bool) -> bool {
     let iu = i as usize;
     if a.dead[iu] || a.boiler[iu] {
         return true;
@@ -97,7 +97,7 @@ fn skip(dom: &Dom, a: &Analysis, i: u32, is_root: bool) -> bool {
     let Some(e) = dom.element(i) else {
         return false;
     };
-    if is_root {
+    if is_root || keep_links {
         return false;
     }
     if e.tag.is_block() && e.tag != Tag::Li {
@@ -110,7 +110,8 @@ fn skip(dom: &Dom, a: &Analysis, i: u32, is_root: bool) -> bool {
 }
 
 /// Renders the subtrees `roots` (in document order).
-pub fn render(dom: &Dom, a: &Analysis, roots: &[u32]) -> String {
+pub fn render(dom: &Dom, a: &Analysis, choice: &Choice) -> String {
+    let roots = &choice.roots[..];
     let mut out = Out {
         text: String::new(),
         breaks: 0,
@@ -146,7 +147,13 @@ pub fn render(dom: &Dom, a: &Analysis, roots: &[u32]) -> String {
                     }
                     continue;
                 }
-                if skip(dom, a, i, root_set.binary_search(&i).is_ok()) {
+                if skip(
+                    dom,
+                    a,
+                    i,
+                    root_set.binary_search(&i).is_ok(),
+                    choice.keep_links,
+                ) {
                     continue;
                 }
                 match e.tag {

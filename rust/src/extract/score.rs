@@ -77,7 +77,6 @@ pub fn analyze(dom: &Dom) -> Analysis {
         match &dom.nodes[i].kind {
             Kind::Element(e) => {
                 dead[i] = pd
-                    || e.hidden
                     || matches!(
                         e.tag,
                         Tag::Head | Tag::Junk | Tag::RawText | Tag::Script | Tag::Textarea
@@ -98,12 +97,15 @@ pub fn analyze(dom: &Dom) -> Analysis {
     // Raw text per element, to protect elements that hold most of the page
     // from being called boilerplate by their names alone.
     let mut raw_len = vec![0u32; n];
+    let mut commas = vec![0u32; n];
     for i in (0..n).rev() {
         if dead[i] {
             continue;
         }
         if let Kind::Text(s, e) = dom.nodes[i].kind {
-            raw_len[i] = measure(dom.text_of(s, e)).0;
+            let (len, c) = measure(dom.text_of(s, e));
+            raw_len[i] = len;
+            commas[i] = c;
         }
         let p = dom.nodes[i].parent;
         if p != NONE {
@@ -111,6 +113,19 @@ pub fn analyze(dom: &Dom) -> Analysis {
         }
     }
     let total = raw_len[0].max(1);
+
+    // Hidden elements are dropped, unless they hold most of the page: apps
+    // hide the whole content with an inline style until a script shows it.
+    for i in 0..n {
+        let p = dom.nodes[i].parent;
+        if p != NONE && dead[p as usize] {
+            dead[i] = true;
+        } else if let Kind::Element(e) = &dom.nodes[i].kind {
+            if e.hidden && raw_len[i] as f32 <= 0.5 * total as f32 {
+                dead[i] = true;
+            }
+        }
+    }
 
     // Pass 2 (top-down): boilerplate.
     let mut boiler = vec![false; n];
@@ -120,7 +135,7 @@ pub fn analyze(dom: &Dom) -> Analysis {
         boiler[i] = pb
             || match &dom.nodes[i].kind {
                 Kind::Element(e) => {
-                    let big = raw_len[i] as f32 > 0.6 * total as f32;
+                    let big = raw_len[i] as f32 > 0.5 * total as f32;
                     let by_tag = match e.tag {
                         Tag::Nav | Tag::Aside | Tag::Footer => true,
                         Tag::Header => !in_article[i] && !big,
@@ -145,15 +160,15 @@ pub fn analyze(dom: &Dom) -> Analysis {
         if dead[i] || boiler[i] {
             continue;
         }
-        if let Kind::Text(s, e) = dom.nodes[i].kind {
-            let (len, commas) = measure(dom.text_of(s, e));
+        if let Kind::Text(..) = dom.nodes[i].kind {
+            let len = raw_len[i];
             text_len[i] = len;
             if in_link[i] {
                 link_len[i] = len;
             }
             let o = owner[i] as usize;
             own_len[o] += len;
-            own_commas[o] += commas;
+            own_commas[o] += commas[i];
         }
         let p = dom.nodes[i].parent;
         if p != NONE {
@@ -226,9 +241,73 @@ fn candidate_score(dom: &Dom, a: &Analysis, i: u32) -> f32 {
     (base + w) * (1.0 - a.link_density(i))
 }
 
-/// The nodes whose subtrees make up the main content, in document order.
-/// Empty when the page has no live text at all.
-pub fn main_content(dom: &Dom, a: &Analysis) -> Vec<u32> {
+/// The main content: subtrees to render, in document order.
+#[derive(Debug, Default)]
+pub struct Choice {
+    pub roots: Vec<u32>,
+    /// A page made of links (a listing, a front page, a link directory):
+    /// link-dense blocks are its content, not chrome to prune.
+    pub keep_links: bool,
+}
+
+/// The main content. Prose pages get readability's choice; pages where that
+/// choice holds a small part of mostly linked text get the listing itself.
+pub fn main_content(dom: &Dom, a: &Analysis) -> Choice {
+    let roots = prose_content(dom, a);
+    let total = a.text_len[0];
+    let chosen: u32 = roots.iter().map(|&r| a.text_len[r as usize]).sum();
+    let linky = a.link_len[0] as f32 > 0.5 * total as f32;
+    if total > 0 && linky && (chosen as f32) < 0.25 * total as f32 {
+        return Choice {
+            roots: vec![listing_root(dom, a)],
+            keep_links: true,
+        };
+    }
+    Choice {
+        roots,
+        keep_links: false,
+    }
+}
+
+/// The element that holds a link-made page's content: the `<main>` (or
+/// `role=main`) holding the most text if it holds a fair part of the page,
+/// else the body, unwrapped while one child holds nearly all of it.
+fn listing_root(dom: &Dom, a: &Analysis) -> u32 {
+    let total = a.text_len[0];
+    let mut best = (0u32, 0u32);
+    for i in 0..dom.nodes.len() as u32 {
+        if let Some(e) = dom.element(i) {
+            let t = a.text_len[i as usize];
+            if (e.tag == Tag::Main || e.hint.main) && t > best.1 {
+                best = (i, t);
+            }
+        }
+    }
+    let mut root = if best.1 as f32 >= 0.3 * total as f32 {
+        best.0
+    } else {
+        0
+    };
+    loop {
+        let t = a.text_len[root as usize];
+        let Some(c) = dom
+            .children(root)
+            .find(|&c| a.text_len[c as usize] as f32 >= 0.9 * t as f32)
+        else {
+            break;
+        };
+        if t == 0 {
+            break;
+        }
+        root = c;
+    }
+    root
+}
+
+/// Readability's choice: the best-scoring element, moved up or joined by
+/// its siblings as the content continues there. Empty when the page has no
+/// live text at all.
+fn prose_content(dom: &Dom, a: &Analysis) -> Vec<u32> {
     let n = dom.nodes.len();
     let mut scored: Vec<(f32, u32)> = (0..n as u32)
         .filter(|&i| {

@@ -109,8 +109,7 @@ pub fn classify(name: &LocalName) -> Tag {
         | local_name!("xmp")
         | local_name!("iframe")
         | local_name!("noembed")
-        | local_name!("noframes")
-        | local_name!("noscript") => Tag::RawText,
+        | local_name!("noframes") => Tag::RawText,
         local_name!("svg")
         | local_name!("math")
         | local_name!("template")
@@ -124,7 +123,10 @@ pub fn classify(name: &LocalName) -> Tag {
         | local_name!("menu")
         | local_name!("datalist")
         | local_name!("map") => Tag::Junk,
-        local_name!("address")
+        // Parsed as markup, as browsers do with scripting off: JS apps put
+        // their crawler view (forum posts, articles) there.
+        local_name!("noscript")
+        | local_name!("address")
         | local_name!("center")
         | local_name!("details")
         | local_name!("summary")
@@ -271,7 +273,6 @@ const NEGATIVE: &[&str] = &[
     "recommend",
     "promo",
     "comment",
-    "widget",
     "byline",
     "author",
     "tags",
@@ -314,28 +315,42 @@ const POSITIVE: &[&str] = &[
     "product",
 ];
 
+/// All name patterns in one automaton, so an attribute is scanned once
+/// rather than once per pattern (pages with utility-class CSS carry
+/// thousands of class tokens).
+static NAME_PATTERNS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+    std::sync::LazyLock::new(|| {
+        let all = STRONG_NEGATIVE.iter().chain(NEGATIVE).chain(POSITIVE);
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .build(all)
+            .expect("static patterns compile")
+    });
+
 impl Hint {
     /// Reads an `id` or `class` value.
     pub fn add_names(&mut self, value: &str) {
-        for token in value.split(|c: char| c.is_ascii_whitespace()) {
-            if token.is_empty() || token.len() > 64 {
+        let (ns, nn) = (STRONG_NEGATIVE.len(), NEGATIVE.len());
+        // Overlapping search: "comment-share" must report both patterns.
+        for m in NAME_PATTERNS.find_overlapping_iter(value) {
+            let k = m.pattern().as_usize();
+            if k < ns + nn && describes_layout(value, m.start()) {
                 continue;
             }
-            let lower = token.to_ascii_lowercase();
-            if STRONG_NEGATIVE.iter().any(|p| lower.contains(p)) {
+            if k < ns {
                 self.strong_negative = true;
-            }
-            if NEGATIVE.iter().any(|p| lower.contains(p))
-                || lower
-                    .split(['-', '_'])
-                    .any(|part| NEGATIVE_EXACT.contains(&part))
-                || NEGATIVE_EXACT.contains(&lower.as_str())
-            {
+            } else if k < ns + nn {
                 self.negative = true;
-            }
-            if POSITIVE.iter().any(|p| lower.contains(p)) {
+            } else {
                 self.positive = true;
             }
+        }
+        if !self.negative {
+            let exact = |t: &str| NEGATIVE_EXACT.iter().any(|e| e.eq_ignore_ascii_case(t));
+            self.negative = value
+                .split(|c: char| c.is_ascii_whitespace())
+                .any(|tok| tok.len() <= 12 && (exact(tok) || tok.split(['-', '_']).any(exact)));
         }
     }
 
@@ -352,6 +367,25 @@ impl Hint {
             }
         }
     }
+}
+
+/// Whether the class token around byte `at` describes the page's layout
+/// ("has-sidebar", "no-comments") rather than naming the element itself.
+fn describes_layout(value: &str, at: usize) -> bool {
+    let start = value[..at]
+        .rfind(|c: char| c.is_ascii_whitespace())
+        .map_or(0, |p| p + 1);
+    let token = value[start..].as_bytes();
+    [
+        &b"has-"[..],
+        b"no-",
+        b"with-",
+        b"without-",
+        b"hide-",
+        b"show-",
+    ]
+    .iter()
+    .any(|p| token.len() >= p.len() && token[..p.len()].eq_ignore_ascii_case(p))
 }
 
 /// Whether an inline `style` hides the element.
@@ -385,6 +419,9 @@ mod tests {
         let mut h = Hint::default();
         h.add_role("navigation");
         assert!(h.strong_negative);
+        let mut h = Hint::default();
+        h.add_names("page has-sidebar no-comments");
+        assert!(!h.negative && !h.strong_negative);
     }
 
     #[test]
