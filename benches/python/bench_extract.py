@@ -195,12 +195,16 @@ def main() -> None:
         rows = {i: shingle_tp_fp_fn(gt[i]["articleBody"], r["outs"][i]) for i in ids}
         p, rec, f1 = shingle_prf(list(rows.values()))
         wf = statistics.mean(word_f1(gt[i]["articleBody"], r["outs"][i]) for i in ids)
-        per_type = [shingle_prf([rows[i] for i in ids if gt[i]["pageType"] == t])[2] for t in types]
+        per_type = [shingle_prf([rows[i] for i in ids if gt[i]["pageType"] == t]) for t in types]
         print(
             f"{name:<12} {r['version']:<8} {f1:6.3f} {p:6.3f} {rec:6.3f} {wf:7.3f} {r['mbps']:10.1f}  "
-            + " ".join(f"{x:8.3f}" for x in per_type)
+            + " ".join(f"{x[2]:8.3f}" for x in per_type)
         )
         r["rows"] = rows
+        r["per_type"] = per_type
+    print(f"{'P/R by type':<56}" + " ".join(f"{t[:8]:>9}" for t in types))
+    for name, r in results.items():
+        print(f"{name:<56}" + " ".join(f"{x[0]:.2f}/{x[1]:.2f}" for x in r["per_type"]))
     print("per-type columns: shingle F1; pages per type: " + ", ".join(
         f"{t} {sum(gt[i]['pageType'] == t for i in ids)}" for t in types))
     if two is not None:

@@ -30,6 +30,8 @@ pub struct Analysis {
     pub score: Vec<f32>,
     /// The text-holding block each node belongs to (itself for blocks).
     pub owner: Vec<u32>,
+    /// Characters in prose blocks (25+ characters, under 30% links) below.
+    pub prose: Vec<u32>,
 }
 
 impl Analysis {
@@ -156,6 +158,7 @@ pub fn analyze(dom: &Dom) -> Analysis {
     let mut link_len = vec![0u32; n];
     let mut own_len = vec![0u32; n];
     let mut own_commas = vec![0u32; n];
+    let mut own_link = vec![0u32; n];
     for i in (0..n).rev() {
         if dead[i] || boiler[i] {
             continue;
@@ -163,10 +166,11 @@ pub fn analyze(dom: &Dom) -> Analysis {
         if let Kind::Text(..) = dom.nodes[i].kind {
             let len = raw_len[i];
             text_len[i] = len;
+            let o = owner[i] as usize;
             if in_link[i] {
                 link_len[i] = len;
+                own_link[o] += len;
             }
-            let o = owner[i] as usize;
             own_len[o] += len;
             own_commas[o] += commas[i];
         }
@@ -200,6 +204,19 @@ pub fn analyze(dom: &Dom) -> Analysis {
         }
     }
 
+    // Prose per subtree: what a reader would call running text.
+    let mut prose = vec![0u32; n];
+    for i in (0..n).rev() {
+        let len = own_len[i];
+        if len >= 25 && (own_link[i] as f32) < 0.3 * len as f32 {
+            prose[i] = prose[i].saturating_add(len);
+        }
+        let p = dom.nodes[i].parent;
+        if p != NONE && !dead[i] && !boiler[i] {
+            prose[p as usize] = prose[p as usize].saturating_add(prose[i]);
+        }
+    }
+
     Analysis {
         dead,
         boiler,
@@ -207,6 +224,7 @@ pub fn analyze(dom: &Dom) -> Analysis {
         link_len,
         score,
         owner,
+        prose,
     }
 }
 
@@ -263,9 +281,11 @@ pub fn main_content(dom: &Dom, a: &Analysis) -> Choice {
             keep_links: true,
         };
     }
+    // Content that is itself mostly links (a table of headlines) keeps them.
+    let chosen_links: u32 = roots.iter().map(|&r| a.link_len[r as usize]).sum();
     Choice {
+        keep_links: chosen_links as f32 > 0.5 * chosen as f32,
         roots,
-        keep_links: false,
     }
 }
 
@@ -383,7 +403,8 @@ fn prose_content(dom: &Dom, a: &Analysis) -> Vec<u32> {
         return vec![top];
     }
     let bar = (top_score * 0.2).max(10.0);
-    dom.children(p)
+    let mut roots: Vec<u32> = dom
+        .children(p)
         .filter(|&s| {
             if s == top {
                 return true;
@@ -400,8 +421,28 @@ fn prose_content(dom: &Dom, a: &Analysis) -> Vec<u32> {
             dom.tag(s) == Some(Tag::P)
                 && ((len > 80 && ld < 0.25) || (ld == 0.0 && ends_sentence(dom, s)))
         })
-        .collect()
+        .collect();
+
+    // Pages built of sections (services, products, landing pages) spread
+    // their prose over many blocks: climb while the parent holds much more
+    // prose than the choice and is not itself a link farm.
+    loop {
+        let p = dom.nodes[roots[0] as usize].parent;
+        if p == NONE || matches!(dom.tag(p), Some(Tag::Html | Tag::Root)) {
+            break;
+        }
+        let cur: u32 = roots.iter().map(|&r| a.prose[r as usize]).sum();
+        if a.prose[p as usize] as f32 > CLIMB * cur as f32 && a.link_density(p) < 0.5 {
+            roots = vec![p];
+        } else {
+            break;
+        }
+    }
+    roots
 }
+
+/// How much more prose a parent must hold for the choice to widen to it.
+const CLIMB: f32 = 1.5;
 
 fn ends_sentence(dom: &Dom, i: u32) -> bool {
     let mut last = None;
