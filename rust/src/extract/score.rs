@@ -426,23 +426,27 @@ fn prose_content(dom: &Dom, a: &Analysis) -> Vec<u32> {
     // Pages built of sections (services, products, landing pages) spread
     // their prose over many blocks: climb while the parent holds much more
     // prose than the choice and is not itself a link farm.
-    loop {
-        let p = dom.nodes[roots[0] as usize].parent;
-        if p == NONE || matches!(dom.tag(p), Some(Tag::Html | Tag::Root)) {
-            break;
-        }
-        let cur: u32 = roots.iter().map(|&r| a.prose[r as usize]).sum();
-        if a.prose[p as usize] as f32 > CLIMB * cur as f32 && a.link_density(p) < 0.5 {
+    // Wrappers that add (almost) no prose are passed through.
+    let mut cur: u32 = roots.iter().map(|&r| a.prose[r as usize]).sum();
+    let mut p = dom.nodes[roots[0] as usize].parent;
+    while p != NONE && !matches!(dom.tag(p), Some(Tag::Html | Tag::Root)) {
+        let pp = a.prose[p as usize] as f32;
+        if pp > CLIMB * cur as f32 && a.link_density(p) < 0.5 {
             roots = vec![p];
-        } else {
+            cur = a.prose[p as usize];
+        } else if pp > WRAPPER * cur as f32 {
             break;
         }
+        p = dom.nodes[p as usize].parent;
     }
     roots
 }
 
+/// A parent with less than this much more prose is a mere wrapper.
+const WRAPPER: f32 = 1.1;
+
 /// How much more prose a parent must hold for the choice to widen to it.
-const CLIMB: f32 = 1.5;
+const CLIMB: f32 = 1.25;
 
 fn ends_sentence(dom: &Dom, i: u32) -> bool {
     let mut last = None;
