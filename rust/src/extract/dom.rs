@@ -27,8 +27,9 @@ use super::tags::{self, Tag};
 
 /// Deeper elements are attached flat to the element at this depth.
 pub const MAX_DEPTH: usize = 256;
-/// How many open elements an end tag or an implied end searches.
-const MAX_SEARCH: usize = 64;
+/// How many open elements an end tag or an implied end searches: all of
+/// them, as the stack never grows past MAX_DEPTH, which bounds each search.
+const MAX_SEARCH: usize = MAX_DEPTH + 1;
 pub const NONE: u32 = u32::MAX;
 
 #[derive(Debug, Clone)]
@@ -138,6 +139,8 @@ struct Builder {
     in_title: RefCell<bool>,
     /// Inside a raw-text element whose text we drop (script, style, ...).
     in_raw: RefCell<bool>,
+    /// `<head>` is open: the first element that cannot be in it closes it.
+    in_head: RefCell<bool>,
 }
 
 impl Builder {
@@ -248,6 +251,19 @@ impl Builder {
             }
             _ => {}
         }
+        if *self.in_head.borrow() {
+            let head_content = matches!(
+                tag,
+                Tag::Meta | Tag::Void | Tag::Title | Tag::RawText | Tag::Script | Tag::Junk
+            ) || *name == local_name!("noscript");
+            if !head_content {
+                *self.in_head.borrow_mut() = false;
+                self.close(|t| t == Tag::Head, |_| false);
+            }
+        }
+        if tag == Tag::Head {
+            *self.in_head.borrow_mut() = true;
+        }
         // Implied ends, as the HTML spec has them for the elements that shape text.
         if tag.closes_p() {
             self.close(|t| t == Tag::P, Tag::is_scope_boundary);
@@ -273,6 +289,9 @@ impl Builder {
                 }
             }
             Tag::A => self.close(|t| t == Tag::A, Tag::is_scope_boundary),
+            Tag::Option => {
+                self.close(|t| t == Tag::Option, |t| t != Tag::Option)
+            }
             _ => {}
         }
 
@@ -327,6 +346,9 @@ impl Builder {
         }
         if tag.is_raw_text() {
             *self.in_raw.borrow_mut() = false;
+        }
+        if tag == Tag::Head {
+            *self.in_head.borrow_mut() = false;
         }
         match tag {
             Tag::Other(_) => {
@@ -400,6 +422,13 @@ mod tests {
         );
         let ul = dom.children(body).nth(2).unwrap();
         assert_eq!(tags_under(&dom, ul), vec![Tag::Li, Tag::Li]);
+    }
+
+    #[test]
+    fn body_content_closes_an_unclosed_head() {
+        let dom = Dom::parse("<html><head><title>t</title><meta charset=utf-8><div>x</div>");
+        let html = dom.children(0).next().unwrap();
+        assert_eq!(tags_under(&dom, html), vec![Tag::Head, Tag::Div]);
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub enum Tag {
     A,
     Img,
     Textarea,
+    Option,
     Script,
     Plaintext,
     /// Raw-text elements other than script: style, xmp, iframe, noembed,
@@ -137,8 +138,8 @@ pub fn classify(name: &LocalName) -> Tag {
         | local_name!("tbody")
         | local_name!("tfoot")
         | local_name!("dir")
-        | local_name!("option")
         | local_name!("optgroup") => Tag::Block,
+        local_name!("option") => Tag::Option,
         local_name!("input")
         | local_name!("link")
         | local_name!("source")
