@@ -33,9 +33,15 @@ pub fn extract_bytes(html: &[u8], url: Option<&str>) -> Extracted {
 /// Extracts the main content of an HTML page given as text.
 pub fn extract_str(html: &str) -> Extracted {
     let dom = dom::Dom::parse(html);
-    let analysis = score::analyze(&dom);
-    let choice = score::main_content(&dom, &analysis);
-    let text = render::render(&dom, &analysis, &choice);
+    let mut text = content(&dom, true);
+    // Pages that keep their content hidden until a script shows it leave
+    // next to nothing visible: take a second look with hidden elements shown.
+    if text.trim().len() < SECOND_LOOK_BELOW {
+        let shown = content(&dom, false);
+        if shown.trim().len() > text.trim().len() {
+            text = shown;
+        }
+    }
     let text = text.trim();
     let title = collapse(&dom.title).or_else(|| dom.og_title.as_deref().and_then(collapse));
     Extracted {
@@ -43,6 +49,15 @@ pub fn extract_str(html: &str) -> Extracted {
         title,
         lang: dom.lang.clone(),
     }
+}
+
+/// Below this many bytes of visible main text, hidden elements are shown.
+const SECOND_LOOK_BELOW: usize = 200;
+
+fn content(dom: &dom::Dom, drop_hidden: bool) -> String {
+    let analysis = score::analyze(dom, drop_hidden);
+    let choice = score::main_content(dom, &analysis);
+    render::render(dom, &analysis, &choice)
 }
 
 fn collapse(s: &str) -> Option<String> {

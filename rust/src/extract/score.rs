@@ -60,7 +60,9 @@ fn measure(s: &str) -> (u32, u32) {
     (len, commas)
 }
 
-pub fn analyze(dom: &Dom) -> Analysis {
+/// Per-node facts for `dom`. With `drop_hidden` false, hidden elements
+/// count as visible (see `extract_str`'s second look).
+pub fn analyze(dom: &Dom, drop_hidden: bool) -> Analysis {
     let n = dom.nodes.len();
     let mut dead = vec![false; n];
     let mut in_link = vec![false; n];
@@ -123,7 +125,7 @@ pub fn analyze(dom: &Dom) -> Analysis {
         if p != NONE && dead[p as usize] {
             dead[i] = true;
         } else if let Kind::Element(e) = &dom.nodes[i].kind {
-            if e.hidden && raw_len[i] as f32 <= 0.5 * total as f32 {
+            if drop_hidden && e.hidden && raw_len[i] as f32 <= 0.5 * total as f32 {
                 dead[i] = true;
             }
         }
