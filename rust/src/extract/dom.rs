@@ -289,9 +289,7 @@ impl Builder {
                 }
             }
             Tag::A => self.close(|t| t == Tag::A, Tag::is_scope_boundary),
-            Tag::Option => {
-                self.close(|t| t == Tag::Option, |t| t != Tag::Option)
-            }
+            Tag::Option => self.close(|t| t == Tag::Option, |t| t != Tag::Option),
             _ => {}
         }
 

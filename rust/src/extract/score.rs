@@ -431,7 +431,7 @@ fn prose_content(dom: &Dom, a: &Analysis) -> Vec<u32> {
     // Wrappers that add (almost) no prose are passed through.
     let mut cur: u32 = roots.iter().map(|&r| a.prose[r as usize]).sum();
     let mut p = dom.nodes[roots[0] as usize].parent;
-    while p != NONE && !matches!(dom.tag(p), Some(Tag::Html | Tag::Root)) {
+    while p != NONE {
         let pp = a.prose[p as usize] as f32;
         if pp > CLIMB * cur as f32 && a.link_density(p) < 0.5 {
             roots = vec![p];
