@@ -42,7 +42,9 @@ def find_data(arg: str | None) -> Path:
 
 def shingles(text: str, n: int = 4) -> Counter:
     toks = TOKEN_RE.findall(text or "")
-    return Counter(tuple(toks[i : i + n]) for i in range(max(1, len(toks) - n + 1)) if toks[i : i + n])
+    return Counter(
+        tuple(toks[i : i + n]) for i in range(max(1, len(toks) - n + 1)) if toks[i : i + n]
+    )
 
 
 def shingle_tp_fp_fn(true: str, pred: str) -> tuple[float, float, float]:
@@ -109,7 +111,10 @@ def make_extractors(only: list[str]):
     if "trafilatura" in only:
         import trafilatura
 
-        out["trafilatura"] = (trafilatura.__version__, lambda html, url: trafilatura.extract(html, url=url))
+        out["trafilatura"] = (
+            trafilatura.__version__,
+            lambda html, url: trafilatura.extract(html, url=url),
+        )
     if "resiliparse" in only:
         import resiliparse
         from resiliparse.extract.html2text import extract_plain_text
@@ -141,10 +146,16 @@ def machine() -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", help="html-dev folder (default ../shared/data/html-dev)")
-    ap.add_argument("--only", default="fastllm,trafilatura,resiliparse", help="comma-separated extractors")
-    ap.add_argument("--worst", help="print fastllm's 10 worst pages of this page type ('all' for any)")
+    ap.add_argument(
+        "--only", default="fastllm,trafilatura,resiliparse", help="comma-separated extractors"
+    )
+    ap.add_argument(
+        "--worst", help="print fastllm's 10 worst pages of this page type ('all' for any)"
+    )
     ap.add_argument("--show", help="print fastllm's output and the ground truth for this page id")
     args = ap.parse_args()
 
@@ -153,14 +164,19 @@ def main() -> None:
         sys.exit(f"html-dev not found at {data}: pass --data or set FASTLLM_SHARED_DATA")
     gt = json.loads((data / "ground-truth.json").read_text())
     ids = sorted(gt)
-    pages = {i: gzip.decompress((data / "html" / f"{i}.html.gz").read_bytes()).decode("utf-8", "replace") for i in ids}
+    pages = {
+        i: gzip.decompress((data / "html" / f"{i}.html.gz").read_bytes()).decode("utf-8", "replace")
+        for i in ids
+    }
     nbytes = sum(len(pages[i].encode()) for i in ids)
     extractors = make_extractors([x.strip() for x in args.only.split(",") if x.strip()])
 
     if args.show:
         _, fn = extractors["fastllm"]
         i = args.show
-        print(f"=== {i} {gt[i]['pageType']} {gt[i]['url']}\n--- fastllm:\n{fn(pages[i], gt[i]['url'])}")
+        print(
+            f"=== {i} {gt[i]['pageType']} {gt[i]['url']}\n--- fastllm:\n{fn(pages[i], gt[i]['url'])}"
+        )
         print(f"--- truth:\n{gt[i]['articleBody']}")
         return
 
@@ -205,8 +221,10 @@ def main() -> None:
     print(f"{'P/R by type':<56}" + " ".join(f"{t[:8]:>9}" for t in types))
     for name, r in results.items():
         print(f"{name:<56}" + " ".join(f"{x[0]:.2f}/{x[1]:.2f}" for x in r["per_type"]))
-    print("per-type columns: shingle F1; pages per type: " + ", ".join(
-        f"{t} {sum(gt[i]['pageType'] == t for i in ids)}" for t in types))
+    print(
+        "per-type columns: shingle F1; pages per type: "
+        + ", ".join(f"{t} {sum(gt[i]['pageType'] == t for i in ids)}" for t in types)
+    )
     if two is not None:
         print(f"fastllm extract_batch, 2 threads: {two:.1f} MB/s")
     print(f"command: {' '.join([Path(sys.executable).name] + sys.argv)}")
@@ -219,8 +237,10 @@ def main() -> None:
         print(f"\nworst fastllm pages ({args.worst}):  id  F1  P  R  len(out)  len(truth)  url")
         for i in scored[:10]:
             p, r, f = shingle_prf([rows[i]])
-            print(f"{i} {f:.2f} {p:.2f} {r:.2f} {len(results['fastllm']['outs'][i]):7d} "
-                  f"{len(gt[i]['articleBody']):7d} {gt[i]['url']}")
+            print(
+                f"{i} {f:.2f} {p:.2f} {r:.2f} {len(results['fastllm']['outs'][i]):7d} "
+                f"{len(gt[i]['articleBody']):7d} {gt[i]['url']}"
+            )
 
 
 if __name__ == "__main__":

@@ -48,7 +48,9 @@ def extract_text(html: bytes | str, url: str | None = None) -> str | None:
     return _core.extract_text(html, url)
 
 
-def extract_batch(pages: Sequence[bytes | str] | Any, urls: Sequence[str | None] | None = None) -> Extracted:
+def extract_batch(
+    pages: Sequence[bytes | str] | Any, urls: Sequence[str | None] | None = None
+) -> Extracted:
     """Texts, titles and ``<html lang>`` hints of many pages at once.
 
     ``pages`` is a list of bytes/str or a pyarrow ``binary``/``string``
@@ -58,7 +60,9 @@ def extract_batch(pages: Sequence[bytes | str] | Any, urls: Sequence[str | None]
     if arrow:
         pages = [b"" if p is None else p for p in pages.to_pylist()]
     elif isinstance(pages, (str, bytes)) or not isinstance(pages, Sequence):
-        raise TypeError(f"extract_batch: pages must be a list of bytes/str, got {type(pages).__name__}")
+        raise TypeError(
+            f"extract_batch: pages must be a list of bytes/str, got {type(pages).__name__}"
+        )
     pages = [p.tobytes() if isinstance(p, memoryview) else p for p in pages]
     for k, p in enumerate(pages):
         _check_page(p, f"extract_batch: pages[{k}]")
@@ -68,12 +72,18 @@ def extract_batch(pages: Sequence[bytes | str] | Any, urls: Sequence[str | None]
             raise ValueError(f"extract_batch: {len(urls)} urls for {len(pages)} pages")
         for k, u in enumerate(urls):
             if u is not None and not isinstance(u, str):
-                raise TypeError(f"extract_batch: urls[{k}] must be str or None, got {type(u).__name__}")
+                raise TypeError(
+                    f"extract_batch: urls[{k}] must be str or None, got {type(u).__name__}"
+                )
     texts, titles, langs = _core.extract_batch(pages, urls)
     if arrow:
         import pyarrow as pa
 
-        return Extracted(pa.array(texts, pa.string()), pa.array(titles, pa.string()), pa.array(langs, pa.string()))
+        return Extracted(
+            pa.array(texts, pa.string()),
+            pa.array(titles, pa.string()),
+            pa.array(langs, pa.string()),
+        )
     return Extracted(texts, titles, langs)
 
 

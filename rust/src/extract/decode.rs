@@ -28,7 +28,7 @@ pub fn decode<'a>(bytes: &'a [u8], url: Option<&str>) -> Cow<'a, str> {
         // A UTF-16 label in ASCII-compatible bytes means UTF-8 (HTML spec).
         Some(e) if e == UTF_16LE || e == UTF_16BE => UTF_8,
         Some(e) if e == UTF_8 && valid_utf8 => UTF_8,
-        Some(e) if e != UTF_8 && !(valid_utf8 && !bytes.is_ascii()) => e,
+        Some(e) if e != UTF_8 && (!valid_utf8 || bytes.is_ascii()) => e,
         _ if valid_utf8 => UTF_8,
         _ => detect(bytes, url),
     };

@@ -44,8 +44,10 @@ pub fn extract_str(html: &str) -> Extracted {
     }
     let text = text.trim();
     let title = collapse(&dom.title).or_else(|| dom.og_title.as_deref().and_then(collapse));
+    // Text without a letter or digit (a lone "|", a row of dashes) is not content.
+    let has_words = text.chars().any(char::is_alphanumeric);
     Extracted {
-        text: (!text.is_empty()).then(|| text.to_string()),
+        text: has_words.then(|| text.to_string()),
         title,
         lang: dom.lang.clone(),
     }

@@ -36,14 +36,16 @@ impl Out {
             self.text.push_str(s);
             return;
         }
-        let mut words = s.split_whitespace().peekable();
+        // Control characters (a stray \x1c, a NUL) separate words like spaces.
+        let sep = |c: char| c.is_whitespace() || c.is_control();
+        let mut words = s.split(sep).filter(|w| !w.is_empty()).peekable();
         if words.peek().is_none() {
             if !s.is_empty() {
                 self.space = true;
             }
             return;
         }
-        if s.starts_with(char::is_whitespace) {
+        if s.starts_with(sep) {
             self.space = true;
         }
         self.flush();
@@ -55,7 +57,7 @@ impl Out {
             self.text.push_str(w);
             first = false;
         }
-        self.space = s.ends_with(char::is_whitespace);
+        self.space = s.ends_with(sep);
     }
 
     fn flush(&mut self) {

@@ -376,7 +376,7 @@ fn describes_layout(value: &str, at: usize) -> bool {
     let start = value[..at]
         .rfind(|c: char| c.is_ascii_whitespace())
         .map_or(0, |p| p + 1);
-    let token = value[start..].as_bytes();
+    let token = &value.as_bytes()[start..];
     [
         &b"has-"[..],
         b"no-",
