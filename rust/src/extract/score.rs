@@ -45,19 +45,33 @@ impl Analysis {
     }
 }
 
-/// Live text length of a text node, and its commas.
-fn measure(s: &str) -> (u32, u32) {
+/// Live text length of a text node, its commas, and how much of it is in
+/// long ASCII tokens (URLs, hashes, identifiers: 26+ characters with no
+/// space), which read as data rather than prose. Scripts without spaces
+/// between words (CJK) are not ASCII and are not affected.
+fn measure(s: &str) -> (u32, u32, u32) {
     let mut len = 0u32;
     let mut commas = 0u32;
-    for c in s.chars() {
-        if !c.is_whitespace() {
-            len += 1;
-            if matches!(c, ',' | '，' | '、' | '،') {
-                commas += 1;
+    let mut junk = 0u32;
+    let mut token = 0u32;
+    let mut ascii = true;
+    for c in s.chars().chain(std::iter::once(' ')) {
+        if c.is_whitespace() {
+            if ascii && token > 25 {
+                junk += token;
             }
+            token = 0;
+            ascii = true;
+            continue;
+        }
+        len += 1;
+        token += 1;
+        ascii &= c.is_ascii();
+        if matches!(c, ',' | '，' | '、' | '،') {
+            commas += 1;
         }
     }
-    (len, commas)
+    (len, commas, junk)
 }
 
 /// Per-node facts for `dom`. With `drop_hidden` false, hidden elements
@@ -102,12 +116,14 @@ pub fn analyze(dom: &Dom, drop_hidden: bool) -> Analysis {
     // from being called boilerplate by their names alone.
     let mut raw_len = vec![0u32; n];
     let mut commas = vec![0u32; n];
+    let mut junk = vec![0u32; n];
     for i in (0..n).rev() {
         if dead[i] {
             continue;
         }
         if let Kind::Text(s, e) = dom.nodes[i].kind {
-            let (len, c) = measure(dom.text_of(s, e));
+            let (len, c, j) = measure(dom.text_of(s, e));
+            junk[i] = j;
             raw_len[i] = len;
             commas[i] = c;
         }
@@ -173,7 +189,7 @@ pub fn analyze(dom: &Dom, drop_hidden: bool) -> Analysis {
                 link_len[i] = len;
                 own_link[o] += len;
             }
-            own_len[o] += len;
+            own_len[o] += len - junk[i];
             own_commas[o] += commas[i];
         }
         let p = dom.nodes[i].parent;
