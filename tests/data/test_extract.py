@@ -90,6 +90,35 @@ def test_batch_over_arrow_and_threads():
     assert extract_batch(pa.chunked_array([pa.array(pages[:2])])).texts.to_pylist() == one.texts[:2]
 
 
+@pytest.mark.parametrize(
+    "typ", [pa.string(), pa.large_string(), pa.binary(), pa.large_binary(), pa.string_view()]
+)
+def test_arrow_types_offsets_and_nulls(typ):
+    pages = [PAGE.replace("Tuesday", f"day {i}") for i in range(6)]
+    want = extract_batch(pages).texts
+    raw = [
+        p
+        if pa.types.is_string(typ) or pa.types.is_large_string(typ) or typ == pa.string_view()
+        else p.encode()
+        for p in pages
+    ]
+    arr = pa.array(raw[:3] + [None] + raw[4:], typ)
+    sliced = arr.slice(2, 3)  # a non-zero offset into the buffers
+    got = extract_batch(
+        sliced, urls=["https://a.example/", None, "https://b.example/"]
+    ).texts.to_pylist()
+    assert got == [want[2], None, want[4]]
+    chunked = pa.chunked_array([arr.slice(0, 2), arr.slice(2, 4)])
+    assert extract_batch(chunked).texts.to_pylist() == want[:3] + [None] + want[4:]
+
+
+def test_arrow_of_wrong_type_is_a_clear_error():
+    with pytest.raises(TypeError, match="string or binary"):
+        extract_batch(pa.array([1, 2, 3]))
+    with pytest.raises(ValueError, match="1 urls for 2 pages"):
+        extract_batch(pa.array(["<p>a</p>", "<p>b</p>"]), urls=["x"])
+
+
 def test_charsets():
     html = (
         "<title>Café</title><p>Größere Straßen führen über die Brücke, sagte der Bürgermeister.</p>"

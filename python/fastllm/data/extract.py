@@ -56,35 +56,54 @@ def extract_batch(
     ``pages`` is a list of bytes/str or a pyarrow ``binary``/``string``
     array (nulls give None). ``urls``, if given, has one entry per page.
     """
-    arrow = _is_arrow(pages)
-    if arrow:
-        pages = [b"" if p is None else p for p in pages.to_pylist()]
-    elif isinstance(pages, (str, bytes)) or not isinstance(pages, Sequence):
+    if _is_arrow(pages):
+        return _extract_arrow(pages, urls)
+    if isinstance(pages, (str, bytes)) or not isinstance(pages, Sequence):
         raise TypeError(
             f"extract_batch: pages must be a list of bytes/str, got {type(pages).__name__}"
         )
     pages = [p.tobytes() if isinstance(p, memoryview) else p for p in pages]
     for k, p in enumerate(pages):
         _check_page(p, f"extract_batch: pages[{k}]")
-    if urls is not None:
-        urls = list(urls)
-        if len(urls) != len(pages):
-            raise ValueError(f"extract_batch: {len(urls)} urls for {len(pages)} pages")
-        for k, u in enumerate(urls):
-            if u is not None and not isinstance(u, str):
-                raise TypeError(
-                    f"extract_batch: urls[{k}] must be str or None, got {type(u).__name__}"
-                )
-    texts, titles, langs = _core.extract_batch(pages, urls)
-    if arrow:
-        import pyarrow as pa
+    urls = _check_urls(urls, len(pages))
+    return Extracted(*_core.extract_batch(pages, urls))
 
-        return Extracted(
-            pa.array(texts, pa.string()),
-            pa.array(titles, pa.string()),
-            pa.array(langs, pa.string()),
-        )
-    return Extracted(texts, titles, langs)
+
+def _check_urls(urls: Sequence[str | None] | None, n: int) -> list[str | None] | None:
+    if urls is None:
+        return None
+    urls = list(urls)
+    if len(urls) != n:
+        raise ValueError(f"extract_batch: {len(urls)} urls for {n} pages")
+    for k, u in enumerate(urls):
+        if u is not None and not isinstance(u, str):
+            raise TypeError(f"extract_batch: urls[{k}] must be str or None, got {type(u).__name__}")
+    return urls
+
+
+def _extract_arrow(pages: Any, urls: Sequence[str | None] | None) -> Extracted:
+    """pyarrow Array or ChunkedArray of string/binary: read in Rust through
+    the Arrow C data interface, chunk by chunk, without copying the pages."""
+    import pyarrow as pa
+
+    chunks = pages.chunks if isinstance(pages, pa.ChunkedArray) else [pages]
+    urls = _check_urls(urls, len(pages))
+    texts: list[str | None] = []
+    titles: list[str | None] = []
+    langs: list[str | None] = []
+    start = 0
+    for chunk in chunks:
+        if pa.types.is_string_view(chunk.type) or pa.types.is_binary_view(chunk.type):
+            chunk = chunk.cast(pa.large_binary())
+        part = None if urls is None else urls[start : start + len(chunk)]
+        t, ti, la = _core.extract_arrow(chunk, part)
+        texts += t
+        titles += ti
+        langs += la
+        start += len(chunk)
+    return Extracted(
+        pa.array(texts, pa.string()), pa.array(titles, pa.string()), pa.array(langs, pa.string())
+    )
 
 
 def _is_arrow(obj: object) -> bool:

@@ -53,5 +53,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(content_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(extract::extract_text, m)?)?;
     m.add_function(wrap_pyfunction!(extract::extract_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(extract::extract_arrow, m)?)?;
     Ok(())
 }
