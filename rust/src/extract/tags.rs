@@ -290,6 +290,11 @@ const NEGATIVE: &[&str] = &[
     "header",
     "menu",
     "banner",
+    "signature",
+    "profile",
+    "avatar",
+    "vote",
+    "copyright",
 ];
 
 /// Whole tokens that mark boilerplate (too short to match as substrings).
