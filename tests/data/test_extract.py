@@ -190,6 +190,13 @@ def test_tag_soup_never_raises(parts):
     assert out is None or "<" not in out.replace("<!--", "")
 
 
+def test_lone_surrogates_do_not_fail_a_batch():
+    text = "<p>Words around a lone \ud800 surrogate, in a sentence long enough.</p>"
+    assert "Words around a lone" in extract_text(text)
+    out = extract_batch([text, "<p>fine</p>"])
+    assert out.texts[1] == "fine" and "surrogate" in out.texts[0]
+
+
 def test_argument_errors_are_clear():
     with pytest.raises(TypeError, match="expected bytes or str, got int"):
         extract_text(3)

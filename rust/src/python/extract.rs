@@ -8,17 +8,34 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
-use pyo3::types::{PyCapsule, PyCapsuleMethods, PyTuple};
+use pyo3::types::{PyCapsule, PyCapsuleMethods, PyString, PyTuple};
 use rayon::prelude::*;
 
 use crate::extract::{self, Extracted};
 use crate::pool;
 
 /// One page as Python gave it: text is parsed as is, bytes are decoded first.
-#[derive(FromPyObject)]
 pub(super) enum Page {
     Str(PyBackedStr),
     Bytes(PyBackedBytes),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Page {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if let Ok(s) = obj.extract::<PyBackedStr>() {
+            return Ok(Page::Str(s));
+        }
+        if obj.is_instance_of::<PyString>() {
+            // A str that is not valid Unicode (lone surrogates) cannot be
+            // borrowed as UTF-8: encode it with replacement characters
+            // instead of failing the whole batch.
+            let bytes = obj.call_method1("encode", ("utf-8", "replace"))?;
+            return Ok(Page::Bytes(bytes.extract::<PyBackedBytes>()?));
+        }
+        Ok(Page::Bytes(obj.extract::<PyBackedBytes>()?))
+    }
 }
 
 /// Extracts one page. A panic (a bug, never expected) becomes "no content"
