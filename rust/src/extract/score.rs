@@ -163,6 +163,7 @@ pub fn analyze(dom: &Dom, drop_hidden: bool) -> Analysis {
                         _ => false,
                     };
                     let by_name = !e.hint.main
+                        && !matches!(e.tag, Tag::Main | Tag::Article | Tag::Body | Tag::Html)
                         && !big
                         && (e.hint.strong_negative || (e.hint.negative && !e.hint.positive));
                     by_tag || by_name

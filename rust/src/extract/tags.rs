@@ -382,16 +382,14 @@ fn describes_layout(value: &str, at: usize) -> bool {
         .rfind(|c: char| c.is_ascii_whitespace())
         .map_or(0, |p| p + 1);
     let token = &value.as_bytes()[start..];
-    [
-        &b"has-"[..],
-        b"no-",
-        b"with-",
-        b"without-",
-        b"hide-",
-        b"show-",
-    ]
-    .iter()
-    .any(|p| token.len() >= p.len() && token[..p.len()].eq_ignore_ascii_case(p))
+    // "has-sidebar", "has_sidebar", "hasSidebar".
+    [&b"has"[..], b"no", b"with", b"without", b"hide", b"show"]
+        .iter()
+        .any(|p| {
+            token.len() > p.len()
+                && token[..p.len()].eq_ignore_ascii_case(p)
+                && (matches!(token[p.len()], b'-' | b'_') || token[p.len()].is_ascii_uppercase())
+        })
 }
 
 /// Whether an inline `style` hides the element.
@@ -426,7 +424,7 @@ mod tests {
         h.add_role("navigation");
         assert!(h.strong_negative);
         let mut h = Hint::default();
-        h.add_names("page has-sidebar no-comments");
+        h.add_names("page has-sidebar no-comments hasSidebar");
         assert!(!h.negative && !h.strong_negative);
     }
 
