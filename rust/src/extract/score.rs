@@ -447,12 +447,21 @@ fn prose_content(dom: &Dom, a: &Analysis) -> Vec<u32> {
     // prose than the choice and is not itself a link farm.
     // Wrappers that add (almost) no prose are passed through.
     let mut cur: u32 = roots.iter().map(|&r| a.prose[r as usize]).sum();
+    let mut cur_text: u32 = roots.iter().map(|&r| a.text_len[r as usize]).sum();
+    let mut cur_links: u32 = roots.iter().map(|&r| a.link_len[r as usize]).sum();
     let mut p = dom.nodes[roots[0] as usize].parent;
     while p != NONE {
-        let pp = a.prose[p as usize] as f32;
-        if pp > CLIMB * cur as f32 && a.link_density(p) < 0.5 {
+        let pi = p as usize;
+        let pp = a.prose[pi] as f32;
+        // What widening would add must itself read as text, not as teaser
+        // cards whose titles are links.
+        let added_text = a.text_len[pi].saturating_sub(cur_text).max(1) as f32;
+        let added_links = a.link_len[pi].saturating_sub(cur_links) as f32;
+        if pp > CLIMB * cur as f32 && added_links / added_text < ADDED_LINKS_MAX {
             roots = vec![p];
-            cur = a.prose[p as usize];
+            cur = a.prose[pi];
+            cur_text = a.text_len[pi];
+            cur_links = a.link_len[pi];
         } else if pp > WRAPPER * cur as f32 {
             break;
         }
@@ -460,6 +469,9 @@ fn prose_content(dom: &Dom, a: &Analysis) -> Vec<u32> {
     }
     roots
 }
+
+/// Widening may add text with at most this share of links.
+const ADDED_LINKS_MAX: f32 = 0.3;
 
 /// A parent with less than this much more prose is a mere wrapper.
 const WRAPPER: f32 = 1.1;
