@@ -3,11 +3,13 @@
 //! product description) and render it as plain text, with the page's title
 //! and language hint as metadata.
 //!
-//! `decode` (bytes → text) → `dom` (tokens → tree) → `score` (boilerplate and
-//! main-content choice) → `render` (tree → text). Every pass is iterative and
+//! `decode` (bytes → text) → `dom` (tokens → tree, `tags` says what each
+//! element is) → `score` (chrome, text and prose per node) → `choose` (the
+//! main content) → `render` (tree → text). Every pass is iterative and
 //! linear in the page, so malformed, deep or huge pages cannot overflow the
 //! stack or go quadratic.
 
+pub mod choose;
 pub mod decode;
 pub mod dom;
 pub mod render;
@@ -58,7 +60,7 @@ const SECOND_LOOK_BELOW: usize = 200;
 
 fn content(dom: &dom::Dom, drop_hidden: bool) -> String {
     let analysis = score::analyze(dom, drop_hidden);
-    let choice = score::main_content(dom, &analysis);
+    let choice = choose::main_content(dom, &analysis);
     render::render(dom, &analysis, &choice)
 }
 

@@ -2,8 +2,9 @@
 //! list items and table rows on their own lines, whitespace collapsed
 //! (except in `<pre>`), and chrome inside the content left out.
 
+use super::choose::Choice;
 use super::dom::{Dom, Kind};
-use super::score::{Analysis, Choice};
+use super::score::Analysis;
 use super::tags::Tag;
 
 /// Link-dense blocks inside the content (tag lists, "related" lists, share
