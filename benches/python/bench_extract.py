@@ -4,11 +4,13 @@ Quality: shingle F1 as in scrapinghub's article-extraction-benchmark (word
 4-gram shingles, TP/FP/FN normalised per page, mean precision and mean recall
 over pages, F1 from the two means), plus WCXB's word-level F1 (bag of
 lowercased ``\\w+`` tokens, F1 per page, averaged) for information, overall
-and per page type. Speed: MB/s of HTML on one thread, and fastllm's batch
-form on 2 threads.
+and per page type. Speed: MB/s of HTML on one thread (all extractors get the
+same decoded ``str``), and fastllm's batch form on 2 threads; extractors
+that take under 20 s a pass are timed ``--repeat`` times and the best pass
+counts.
 
     python benches/python/bench_extract.py [--data DIR] [--only fastllm]
-        [--worst TYPE] [--show ID]
+        [--repeat 3] [--worst TYPE] [--show ID]
 """
 
 from __future__ import annotations
@@ -190,6 +192,16 @@ def main() -> None:
                 print(f"{name} failed on {i}: {e!r}", file=sys.stderr)
                 outs[i] = ""
         secs = time.perf_counter() - t0
+        # Shared machines are noisy: fast extractors are timed again and the
+        # best pass counts (slow ones would take minutes per pass).
+        for _ in range(args.repeat - 1 if secs < 20 else 0):
+            t0 = time.perf_counter()
+            for i in ids:
+                try:
+                    fn(pages[i], gt[i]["url"])
+                except Exception:
+                    pass
+            secs = min(secs, time.perf_counter() - t0)
         results[name] = {"version": ver, "outs": outs, "mbps": nbytes / 1e6 / secs}
 
     two = None
@@ -199,15 +211,18 @@ def main() -> None:
 
         fastllm.set_num_threads(2)
         batch = [pages[i] for i in ids]
-        t0 = time.perf_counter()
-        extract_batch(batch, urls=[gt[i]["url"] for i in ids])
-        two = nbytes / 1e6 / (time.perf_counter() - t0)
         import pyarrow as pa
 
         arrow = pa.array([p.encode() for p in batch], pa.binary())
-        t0 = time.perf_counter()
-        extract_batch(arrow)
-        two_arrow = nbytes / 1e6 / (time.perf_counter() - t0)
+        urls = [gt[i]["url"] for i in ids]
+        two = two_arrow = 0.0
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            extract_batch(batch, urls=urls)
+            two = max(two, nbytes / 1e6 / (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            extract_batch(arrow)
+            two_arrow = max(two_arrow, nbytes / 1e6 / (time.perf_counter() - t0))
 
     types = sorted({gt[i]["pageType"] for i in ids})
     print(f"html-dev: {len(ids)} pages, {nbytes / 1e6:.1f} MB of HTML")
