@@ -159,6 +159,9 @@ def main() -> None:
         "--worst", help="print fastllm's 10 worst pages of this page type ('all' for any)"
     )
     ap.add_argument("--show", help="print fastllm's output and the ground truth for this page id")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="timing passes for fast extractors (best counts)"
+    )
     args = ap.parse_args()
 
     data = find_data(args.data)
