@@ -140,6 +140,15 @@ mod tests {
     }
 
     #[test]
+    fn line_breaks() {
+        assert_eq!(
+            text("<p>one<br>two<br><br>three<br> <br>four</p>"),
+            "one\ntwo\n\nthree\n\nfour"
+        );
+        assert_eq!(text("<pre>a\n  b</pre>"), "a\n  b");
+    }
+
+    #[test]
     fn empty_and_textless_pages_have_no_content() {
         assert_eq!(extract_bytes(b"", None), Extracted::default());
         assert_eq!(

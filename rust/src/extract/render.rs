@@ -21,6 +21,9 @@ struct Out {
     space: bool,
     /// "- " is owed before the next text (a list item started).
     bullet: bool,
+    /// The owed line break came from a `<br>`: a second one makes it a
+    /// paragraph break (`<br><br>` separates paragraphs on many sites).
+    after_br: bool,
 }
 
 impl Out {
@@ -79,6 +82,7 @@ impl Out {
         }
         self.breaks = 0;
         self.space = false;
+        self.after_br = false;
     }
 }
 
@@ -120,6 +124,7 @@ pub fn render(dom: &Dom, a: &Analysis, choice: &Choice) -> String {
         breaks: 0,
         space: false,
         bullet: false,
+        after_br: false,
     };
     // Explicit stack of (node, leaving, inside <pre>): pages nest deeper
     // than a thread's stack would allow recursion to go.
@@ -161,7 +166,8 @@ pub fn render(dom: &Dom, a: &Analysis, choice: &Choice) -> String {
                 }
                 match e.tag {
                     Tag::Br => {
-                        out.block(1);
+                        out.block(if out.after_br { 2 } else { 1 });
+                        out.after_br = true;
                         continue;
                     }
                     Tag::Li => {
