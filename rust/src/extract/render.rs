@@ -107,7 +107,9 @@ fn skip(dom: &Dom, a: &Analysis, i: u32, is_root: bool, keep_links: bool) -> boo
     if is_root || keep_links {
         return false;
     }
-    if e.tag.is_block() && e.tag != Tag::Li {
+    // Headings stay even when they are links: the titles of teasers and
+    // posts are content wherever the teasers are.
+    if e.tag.is_block() && !matches!(e.tag, Tag::Li | Tag::H(_)) {
         let len = a.text_len[iu];
         if len < LINK_BLOCK_MAX_LEN && a.link_density(i) > LINK_DENSITY_MAX {
             return true;
