@@ -227,8 +227,12 @@ impl Builder {
             }
             Tag::Html => {
                 for a in attrs {
+                    // The first <html lang> wins, as browsers merge later ones.
                     if a.name.local == local_name!("lang") && !a.value.trim().is_empty() {
-                        self.dom.borrow_mut().lang = Some(a.value.trim().to_string());
+                        self.dom
+                            .borrow_mut()
+                            .lang
+                            .get_or_insert_with(|| a.value.trim().to_string());
                     }
                 }
             }
@@ -437,7 +441,7 @@ mod tests {
 
     #[test]
     fn title_lang_and_entities() {
-        let dom = Dom::parse("<html lang=de><title>T &amp; U</title><p>&lt;x&gt;");
+        let dom = Dom::parse("<html lang=de><title>T &amp; U</title><p>&lt;x&gt;<html lang=fr>");
         assert_eq!(dom.title, "T & U");
         assert_eq!(dom.lang.as_deref(), Some("de"));
         assert_eq!(dom.text, "<x>");
