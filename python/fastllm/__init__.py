@@ -25,6 +25,7 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
+from fastllm.data.extract import extract_text  # noqa: E402
 from fastllm.tokenizer import Tokenizer  # noqa: E402
 
-__all__ = ["__version__", "Tokenizer", "set_num_threads", "get_num_threads"]
+__all__ = ["__version__", "Tokenizer", "extract_text", "get_num_threads", "set_num_threads"]

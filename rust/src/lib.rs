@@ -7,6 +7,7 @@
 pub mod bpe;
 pub mod dedup;
 pub mod error;
+pub mod extract;
 pub mod pool;
 
 #[cfg(feature = "python")]

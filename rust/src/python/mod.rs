@@ -4,6 +4,7 @@
 
 mod bpe;
 mod errors;
+mod extract;
 mod train;
 
 use numpy::{PyArray1, PyArrayMethods};
@@ -54,5 +55,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(content_hashes, m)?)?;
     m.add_class::<bpe::PyBpe>()?;
     m.add_class::<train::BpeTrainer>()?;
+    m.add_function(wrap_pyfunction!(extract::extract_text, m)?)?;
+    m.add_function(wrap_pyfunction!(extract::extract_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(extract::extract_arrow, m)?)?;
     Ok(())
 }

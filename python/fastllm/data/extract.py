@@ -1,0 +1,111 @@
+"""HTML to main text.
+
+``extract_text`` returns a page's main content (article body, forum posts,
+documentation text, product description) without navigation, headers,
+footers, cookie banners, share widgets or comment chrome: paragraphs are
+separated by blank lines, list items and headings kept as lines of text.
+Bytes are decoded by byte-order mark, then ``<meta charset>``, then
+detection; ``str`` is parsed as is. ``extract_batch`` does a whole batch in
+Rust on all cores (see ``fastllm.set_num_threads``) with the GIL released.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from fastllm import _core
+
+
+class Extracted(NamedTuple):
+    """Per-page results of :func:`extract_batch`, aligned with its input.
+
+    Lists for list input; pyarrow ``string`` arrays for pyarrow input. An
+    entry is None where the page has no main content (or no title, no
+    ``<html lang>``).
+    """
+
+    texts: Any
+    titles: Any
+    langs: Any
+
+
+def _check_page(html: object, where: str) -> None:
+    if not isinstance(html, (bytes, bytearray, memoryview, str)):
+        raise TypeError(f"{where}: expected bytes or str, got {type(html).__name__}")
+
+
+def extract_text(html: bytes | str, url: str | None = None) -> str | None:
+    """The main text of one HTML page, or None when it has none.
+
+    ``url`` (optional) helps charset detection of undeclared legacy pages.
+    """
+    _check_page(html, "extract_text: html")
+    if url is not None and not isinstance(url, str):
+        raise TypeError(f"extract_text: url must be str or None, got {type(url).__name__}")
+    if isinstance(html, memoryview):
+        html = html.tobytes()
+    return _core.extract_text(html, url)
+
+
+def extract_batch(
+    pages: Sequence[bytes | str] | Any, urls: Sequence[str | None] | None = None
+) -> Extracted:
+    """Texts, titles and ``<html lang>`` hints of many pages at once.
+
+    ``pages`` is a list of bytes/str or a pyarrow ``binary``/``string``
+    array (nulls give None). ``urls``, if given, has one entry per page.
+    """
+    if _is_arrow(pages):
+        return _extract_arrow(pages, urls)
+    if isinstance(pages, (str, bytes)) or not isinstance(pages, Sequence):
+        raise TypeError(
+            f"extract_batch: pages must be a list of bytes/str, got {type(pages).__name__}"
+        )
+    pages = [p.tobytes() if isinstance(p, memoryview) else p for p in pages]
+    for k, p in enumerate(pages):
+        _check_page(p, f"extract_batch: pages[{k}]")
+    urls = _check_urls(urls, len(pages))
+    return Extracted(*_core.extract_batch(pages, urls))
+
+
+def _check_urls(urls: Sequence[str | None] | None, n: int) -> list[str | None] | None:
+    if urls is None:
+        return None
+    urls = list(urls)
+    if len(urls) != n:
+        raise ValueError(f"extract_batch: {len(urls)} urls for {n} pages")
+    for k, u in enumerate(urls):
+        if u is not None and not isinstance(u, str):
+            raise TypeError(f"extract_batch: urls[{k}] must be str or None, got {type(u).__name__}")
+    return urls
+
+
+def _extract_arrow(pages: Any, urls: Sequence[str | None] | None) -> Extracted:
+    """pyarrow Array or ChunkedArray of string/binary: read in Rust through
+    the Arrow C data interface, chunk by chunk, without copying the pages."""
+    import pyarrow as pa
+
+    chunks = pages.chunks if isinstance(pages, pa.ChunkedArray) else [pages]
+    urls = _check_urls(urls, len(pages))
+    texts: list[str | None] = []
+    titles: list[str | None] = []
+    langs: list[str | None] = []
+    start = 0
+    for chunk in chunks:
+        if pa.types.is_string_view(chunk.type) or pa.types.is_binary_view(chunk.type):
+            chunk = chunk.cast(pa.large_binary())
+        part = None if urls is None else urls[start : start + len(chunk)]
+        t, ti, la = _core.extract_arrow(chunk, part)
+        texts += t
+        titles += ti
+        langs += la
+        start += len(chunk)
+    return Extracted(
+        pa.array(texts, pa.string()), pa.array(titles, pa.string()), pa.array(langs, pa.string())
+    )
+
+
+def _is_arrow(obj: object) -> bool:
+    mod = type(obj).__module__
+    return mod.startswith("pyarrow") and hasattr(obj, "to_pylist")
