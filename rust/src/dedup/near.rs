@@ -1,0 +1,145 @@
+//! In-memory near-duplicate clustering: LSH buckets, verified edges,
+//! union-find.
+//!
+//! In every band, documents are grouped by bucket key; each member of a
+//! bucket is joined to the bucket's smallest document (a star, not all
+//! pairs, so 10,000 identical documents cost 10,000 edges, not 50 million).
+//! With `verify`, an edge is kept only when the two signatures agree on at
+//! least `threshold` of their positions. The edge set is a pure function of
+//! the signatures, so the clusters do not depend on the thread count, and
+//! the out-of-core and Ray modes, which build the same edges, agree with
+//! this one.
+
+use rayon::prelude::*;
+
+use super::cluster::UnionFind;
+use super::lsh::{band_key, check_bands, signature_similarity};
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug)]
+pub struct LshConfig {
+    pub threshold: f64,
+    pub bands: usize,
+    pub rows: usize,
+    pub verify: bool,
+}
+
+impl LshConfig {
+    pub fn check(&self, num_perm: usize) -> Result<()> {
+        if !(self.threshold > 0.0 && self.threshold <= 1.0) {
+            return Err(Error::invalid(format!(
+                "threshold must be in (0, 1], got {}",
+                self.threshold
+            )));
+        }
+        check_bands(self.bands, self.rows, num_perm)
+    }
+}
+
+fn check_sigs(sigs: &[u64], num_perm: usize) -> Result<usize> {
+    if num_perm == 0 || sigs.len() % num_perm != 0 {
+        return Err(Error::invalid(format!(
+            "signatures: length {} is not a multiple of num_perm {num_perm}",
+            sigs.len()
+        )));
+    }
+    Ok(sigs.len() / num_perm)
+}
+
+/// The candidate edges `(bucket minimum, member)` of every band, verified
+/// when `cfg.verify`, in a deterministic order (band, then key, then doc).
+pub fn edges(sigs: &[u64], num_perm: usize, cfg: &LshConfig) -> Result<Vec<(u64, u64)>> {
+    cfg.check(num_perm)?;
+    let n = check_sigs(sigs, num_perm)?;
+    let sig = |i: u64| &sigs[i as usize * num_perm..(i as usize + 1) * num_perm];
+    let per_band: Vec<Vec<(u64, u64)>> = (0..cfg.bands)
+        .into_par_iter()
+        .map(|band| {
+            let mut keyed: Vec<(u64, u64)> = (0..n as u64)
+                .map(|i| (band_key(sig(i), band, cfg.rows), i))
+                .collect();
+            keyed.sort_unstable();
+            let mut out = Vec::new();
+            let mut g = 0;
+            while g < keyed.len() {
+                let (key, first) = keyed[g];
+                let mut k = g + 1;
+                while k < keyed.len() && keyed[k].0 == key {
+                    let doc = keyed[k].1;
+                    if !cfg.verify || signature_similarity(sig(first), sig(doc)) >= cfg.threshold {
+                        out.push((first, doc));
+                    }
+                    k += 1;
+                }
+                g = k;
+            }
+            out
+        })
+        .collect();
+    Ok(per_band.concat())
+}
+
+/// Union-find labels over `n` documents joined by `edges`.
+pub fn labels_from_edges(n: usize, edges: &[(u64, u64)]) -> Result<Vec<u64>> {
+    let mut uf = UnionFind::new(n);
+    for &(u, v) in edges {
+        if u as usize >= n || v as usize >= n {
+            return Err(Error::invalid(format!(
+                "edges: ({u}, {v}) is out of range for {n} documents"
+            )));
+        }
+        uf.union(u, v);
+    }
+    Ok(uf.labels())
+}
+
+/// Each document's cluster id: the smallest index in its cluster.
+pub fn clusters(sigs: &[u64], num_perm: usize, cfg: &LshConfig) -> Result<Vec<u64>> {
+    let n = check_sigs(sigs, num_perm)?;
+    labels_from_edges(n, &edges(sigs, num_perm, cfg)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dedup::minhash::MinHasher;
+
+    const CFG: LshConfig = LshConfig {
+        threshold: 0.8,
+        bands: 16,
+        rows: 8,
+        verify: true,
+    };
+
+    #[test]
+    fn near_duplicates_cluster_and_others_do_not() {
+        let base: Vec<String> = (0..200).map(|i| format!("w{i}")).collect();
+        let a = base.join(" ");
+        let mut edited = base.clone();
+        edited[100] = "changed".into();
+        let b = edited.join(" ");
+        let c: String = (0..200).map(|i| format!("z{i} ")).collect();
+        let texts = [a.as_str(), c.as_str(), b.as_str(), a.as_str(), ""];
+        let m = MinHasher::new(128, 5, 0).unwrap();
+        let sigs = m.signatures(&texts);
+        assert_eq!(clusters(&sigs, 128, &CFG).unwrap(), vec![0, 1, 0, 0, 4]);
+    }
+
+    #[test]
+    fn identical_documents_make_a_star() {
+        let texts = vec!["the same text again and again"; 1000];
+        let m = MinHasher::new(128, 5, 0).unwrap();
+        let sigs = m.signatures(&texts);
+        let e = edges(&sigs, 128, &CFG).unwrap();
+        assert_eq!(e.len(), 16 * 999);
+        assert!(clusters(&sigs, 128, &CFG).unwrap().iter().all(|&c| c == 0));
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        assert!(clusters(&[1, 2, 3], 2, &CFG).is_err());
+        let bad = LshConfig { bands: 20, ..CFG };
+        assert!(clusters(&[0; 256], 128, &bad).is_err());
+        assert!(labels_from_edges(2, &[(0, 2)]).is_err());
+    }
+}
