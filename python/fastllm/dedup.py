@@ -1,12 +1,40 @@
-"""Duplicate detection (exact hashes now; MinHash/LSH next)."""
+"""Duplicate detection: exact content hashes and MinHash/LSH near duplicates.
+
+Near duplicates, in four steps (all in Rust, whole batches, GIL released):
+
+1. normalize: lowercase; letters, marks and digits make words, everything
+   else (punctuation, symbols, whitespace) separates them; a character of a
+   script written without spaces (Chinese, Japanese kana, Thai, ...) is a word
+   of its own, so such text gets character n-grams.
+2. shingle: word ``ngram``-grams joined by one space, hashed with xxh3-64
+   (a document shorter than ``ngram`` words is one shingle).
+3. minhash: ``(a*h + b) mod (2**61 - 1)`` per permutation, minimum per
+   document; ``a, b`` from ``seed`` (splitmix64).
+4. LSH: ``bands x rows`` chosen as datasketch does (:func:`lsh_params`);
+   every member of a bucket is joined to the bucket's smallest document,
+   optionally only when their signatures agree on ``>= threshold`` of the
+   positions; clusters by union-find.
+
+Results depend only on the inputs and ``seed``, not on the thread count. For
+corpora larger than memory see :mod:`fastllm.dedup_ooc`; on a Ray cluster
+see :mod:`fastllm.dedup_ray`.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from fastllm import _core
+
+#: Weights of :func:`lsh_params` when candidates are verified: verification
+#: removes the false positives that a low weight lets through, and missed
+#: pairs are gone for good, so misses weigh more (datasketch's default, for
+#: unverified candidates, is 0.5 / 0.5).
+VERIFIED_WEIGHTS = (0.1, 0.9)
 
 
 def content_hashes(texts: Sequence[str], normalize: bool = True) -> np.ndarray:
@@ -28,6 +56,177 @@ def exact_duplicates(texts: Sequence[str], normalize: bool = True) -> np.ndarray
     for i, (hi, lo) in enumerate(hashes.tolist()):
         out[i] = first.setdefault((hi, lo), i)
     return out
+
+
+def minhash(texts: Sequence[str], num_perm: int = 128, ngram: int = 5, seed: int = 0) -> np.ndarray:
+    """MinHash signatures as an ``(len(texts), num_perm)`` uint64 array.
+
+    Values are below ``2**61 - 1``; a text with no words (empty after
+    normalization) has ``2**64 - 1`` everywhere.
+    """
+    texts = _as_str_list(texts, "texts")
+    _check_int("num_perm", num_perm, 1)
+    _check_int("ngram", ngram, 1)
+    _check_int("seed", seed, 0, 2**64 - 1)
+    return _core.minhash(texts, num_perm, ngram, seed)
+
+
+def lsh_params(
+    threshold: float,
+    num_perm: int,
+    false_positive_weight: float = 0.5,
+    false_negative_weight: float = 0.5,
+) -> tuple[int, int]:
+    """``(bands, rows)`` with ``bands * rows <= num_perm`` minimizing
+    ``fp_weight * P(false positive) + fn_weight * P(false negative)``, the
+    probabilities integrated over Jaccard below / above ``threshold``
+    (datasketch's ``_optimal_param``, same result)."""
+    _check_threshold(threshold, upper_open=True)
+    _check_int("num_perm", num_perm, 2)
+    return _core.lsh_params(
+        float(threshold), num_perm, float(false_positive_weight), float(false_negative_weight)
+    )
+
+
+def _bands_rows(threshold, num_perm, verify, bands, rows):
+    if (bands is None) != (rows is None):
+        raise ValueError("bands and rows must be given together (or neither)")
+    if bands is None:
+        weights = VERIFIED_WEIGHTS if verify else (0.5, 0.5)
+        return lsh_params(min(threshold, 0.99), num_perm, *weights)
+    _check_int("bands", bands, 1)
+    _check_int("rows", rows, 1)
+    if bands * rows > num_perm:
+        raise ValueError(f"bands * rows must be <= num_perm ({num_perm}), got {bands} * {rows}")
+    return bands, rows
+
+
+def near_duplicate_clusters(
+    texts: Sequence[str],
+    threshold: float = 0.8,
+    num_perm: int = 128,
+    ngram: int = 5,
+    seed: int = 0,
+    verify: bool = True,
+    bands: int | None = None,
+    rows: int | None = None,
+) -> np.ndarray:
+    """Each text's cluster id (int64): the smallest index in its cluster.
+
+    ``result != arange(n)`` marks the near duplicates to drop. ``bands`` and
+    ``rows`` default to :func:`lsh_params` (with :data:`VERIFIED_WEIGHTS`
+    when ``verify``). With ``verify``, a candidate pair is kept only when the
+    two signatures agree on at least ``threshold`` of their positions.
+    """
+    texts = _as_str_list(texts, "texts")
+    _check_threshold(threshold)
+    _check_int("num_perm", num_perm, 2)
+    _check_int("ngram", ngram, 1)
+    _check_int("seed", seed, 0, 2**64 - 1)
+    b, r = _bands_rows(threshold, num_perm, verify, bands, rows)
+    return _core.near_duplicate_clusters(
+        texts, float(threshold), num_perm, ngram, seed, bool(verify), b, r
+    )
+
+
+def clusters_from_signatures(
+    signatures: np.ndarray,
+    threshold: float = 0.8,
+    verify: bool = True,
+    bands: int | None = None,
+    rows: int | None = None,
+) -> np.ndarray:
+    """:func:`near_duplicate_clusters` from signatures made by :func:`minhash`."""
+    sigs = _as_signatures(signatures)
+    _check_threshold(threshold)
+    b, r = _bands_rows(threshold, sigs.shape[1], verify, bands, rows)
+    return _core.clusters_from_signatures(sigs, float(threshold), b, r, bool(verify))
+
+
+@dataclass
+class DedupReport:
+    """What a dedup stage did: documents in, duplicate clusters (of two or
+    more documents), documents removed and kept."""
+
+    documents_in: int
+    clusters: int
+    removed: int
+    kept: int
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def report_from_labels(labels: np.ndarray) -> DedupReport:
+    """The report for cluster ids where ``labels[i] == i`` marks a kept document."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    keep = labels == np.arange(n)
+    sizes = np.bincount(labels, minlength=n) if n else np.zeros(0, dtype=np.int64)
+    kept = int(keep.sum())
+    return DedupReport(documents_in=n, clusters=int((sizes >= 2).sum()), removed=n - kept, kept=kept)
+
+
+def dedup_stage(
+    batch,
+    text_column: str = "text",
+    threshold: float = 0.8,
+    num_perm: int = 128,
+    ngram: int = 5,
+    seed: int = 0,
+    verify: bool = True,
+):
+    """The pipeline stage: drop near duplicates from a ``pyarrow.Table`` (or
+    RecordBatch), keeping the first document of each cluster. Returns the
+    kept rows and a :class:`DedupReport`. The kept rows gain nothing; a
+    caller that wants the cluster ids calls :func:`near_duplicate_clusters`.
+    """
+    import pyarrow as pa
+
+    if text_column not in batch.schema.names:
+        raise ValueError(
+            f"text_column {text_column!r} is not a column of the batch "
+            f"(columns: {batch.schema.names})"
+        )
+    col = batch.column(text_column)
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        raise ValueError(f"text_column {text_column!r} must be a string column, got {col.type}")
+    # A null text is an empty document here (it clusters with other empties).
+    texts = [t if t is not None else "" for t in col.to_pylist()]
+    labels = near_duplicate_clusters(texts, threshold, num_perm, ngram, seed, verify)
+    keep = labels == np.arange(len(labels))
+    return batch.filter(pa.array(keep)), report_from_labels(labels)
+
+
+# --- argument checks: Python owns the messages -------------------------------
+
+
+def _as_signatures(signatures) -> np.ndarray:
+    sigs = np.asarray(signatures)
+    if sigs.ndim != 2 or sigs.dtype != np.uint64:
+        raise ValueError(
+            f"signatures must be an (n, num_perm) uint64 array, got {sigs.dtype} {sigs.shape}"
+        )
+    if sigs.shape[1] < 2:
+        raise ValueError(f"signatures must have num_perm >= 2 columns, got {sigs.shape[1]}")
+    return np.ascontiguousarray(sigs)
+
+
+def _check_threshold(threshold, upper_open: bool = False) -> None:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise TypeError(f"threshold must be a float, got {type(threshold).__name__}")
+    hi_ok = threshold < 1 if upper_open else threshold <= 1
+    if not (math.isfinite(threshold) and threshold > 0 and hi_ok):
+        rng = "(0, 1)" if upper_open else "(0, 1]"
+        raise ValueError(f"threshold must be in {rng}, got {threshold}")
+
+
+def _check_int(name: str, value, lo: int, hi: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < lo or (hi is not None and value > hi):
+        bound = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"{name} must be {bound}, got {value}")
 
 
 def _as_str_list(texts: Sequence[str], name: str) -> list[str]:

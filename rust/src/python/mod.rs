@@ -3,6 +3,9 @@
 //! algorithms live in the plain-Rust modules.
 
 mod bpe;
+// `dedup` the name is taken by `crate::dedup` below.
+#[path = "dedup.rs"]
+mod dedup_py;
 mod errors;
 
 use numpy::{PyArray1, PyArrayMethods};
@@ -52,5 +55,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(content_hashes, m)?)?;
     m.add_class::<bpe::PyBpe>()?;
+    dedup_py::register(m)?;
     Ok(())
 }
