@@ -27,46 +27,41 @@ from fastllm.dedup import (
 )
 
 
-class _SignatureRows:
-    """map_batches callable: texts -> one row per (document, band)."""
+def _signature_rows(num_perm, ngram, seed, bands, rows, text_column, id_column):
+    """map_batches function: texts -> one row per (document, band)."""
 
-    def __init__(self, num_perm, ngram, seed, bands, rows, text_column, id_column):
-        self.args = (num_perm, ngram, seed)
-        self.bands, self.rows = bands, rows
-        self.text_column, self.id_column = text_column, id_column
-
-    def __call__(self, batch: dict) -> dict:
-        texts = [t if isinstance(t, str) else "" for t in batch[self.text_column].tolist()]
-        ids = np.asarray(batch[self.id_column], dtype=np.uint64)
-        sigs = minhash(texts, *self.args)
-        keys = _core.band_keys(sigs, self.bands, self.rows)
-        b = self.bands
+    def fn(batch: dict) -> dict:
+        texts = [t if isinstance(t, str) else "" for t in batch[text_column].tolist()]
+        ids = np.asarray(batch[id_column], dtype=np.uint64)
+        sigs = minhash(texts, num_perm, ngram, seed)
+        keys = _core.band_keys(sigs, bands, rows)
         return {
-            "band": np.tile(np.arange(b, dtype=np.uint64), len(ids)),
+            "band": np.tile(np.arange(bands, dtype=np.uint64), len(ids)),
             "key": keys.reshape(-1),
-            "id": np.repeat(ids, b),
-            "sig": np.repeat(sigs, b, axis=0),
+            "id": np.repeat(ids, bands),
+            "sig": np.repeat(sigs, bands, axis=0),
         }
 
+    return fn
 
-class _BucketEdges:
-    """map_groups callable: one bucket -> star edges (smallest id, member)."""
 
-    def __init__(self, threshold, verify, num_perm):
-        self.threshold, self.verify, self.num_perm = threshold, verify, num_perm
+def _bucket_edges(threshold, verify, num_perm):
+    """map_groups function: one bucket -> star edges (smallest id, member)."""
 
-    def __call__(self, group: dict) -> dict:
+    def fn(group: dict) -> dict:
         ids = np.asarray(group["id"], dtype=np.uint64)
         if len(ids) < 2:
             return {"u": np.zeros(0, np.uint64), "v": np.zeros(0, np.uint64)}
         sigs = np.asarray(group["sig"])
         first = int(np.argmin(ids))
         others = np.flatnonzero(np.arange(len(ids)) != first)
-        if self.verify:
+        if verify:
             # The same float comparison as the Rust kernel (lsh.rs).
-            sim = (sigs[others] == sigs[first]).sum(axis=1) / self.num_perm
-            others = others[sim >= self.threshold]
+            sim = (sigs[others] == sigs[first]).sum(axis=1) / num_perm
+            others = others[sim >= threshold]
         return {"u": np.full(len(others), ids[first], np.uint64), "v": ids[others]}
+
+    return fn
 
 
 def near_duplicate_clusters(
@@ -115,12 +110,12 @@ def near_duplicate_clusters(
         return np.zeros(0, dtype=np.int64)
 
     rows_ds = ds.map_batches(
-        _SignatureRows(num_perm, ngram, seed, b, r, text_column, id_column),
+        _signature_rows(num_perm, ngram, seed, b, r, text_column, id_column),
         batch_format="numpy",
         batch_size=batch_size,
     )
     edges = rows_ds.groupby(["band", "key"]).map_groups(
-        _BucketEdges(float(threshold), bool(verify), num_perm), batch_format="numpy"
+        _bucket_edges(float(threshold), bool(verify), num_perm), batch_format="numpy"
     )
     us, vs = [np.zeros(0, np.uint64)], [np.zeros(0, np.uint64)]
     for batch in edges.iter_batches(batch_format="numpy"):
