@@ -164,7 +164,9 @@ def report_from_labels(labels: np.ndarray) -> DedupReport:
     keep = labels == np.arange(n)
     sizes = np.bincount(labels, minlength=n) if n else np.zeros(0, dtype=np.int64)
     kept = int(keep.sum())
-    return DedupReport(documents_in=n, clusters=int((sizes >= 2).sum()), removed=n - kept, kept=kept)
+    return DedupReport(
+        documents_in=n, clusters=int((sizes >= 2).sum()), removed=n - kept, kept=kept
+    )
 
 
 def dedup_stage(

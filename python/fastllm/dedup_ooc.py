@@ -74,9 +74,7 @@ def _kind(path: Path) -> str:
         return "parquet"
     if name.endswith(".jsonl") or name.endswith(".jsonl.gz"):
         return "jsonl"
-    raise ValueError(
-        f"input_paths: {path} is neither .parquet nor .jsonl / .jsonl.gz"
-    )
+    raise ValueError(f"input_paths: {path} is neither .parquet nor .jsonl / .jsonl.gz")
 
 
 def _open_text(path: Path, mode: str = "rt", gz: bool | None = None):

@@ -125,4 +125,3 @@ def near_duplicate_clusters(
     if len(u) and max(u.max(), v.max()) >= n:
         raise ValueError(f"data: {id_column} must be 0 .. n-1 (n = {n})")
     return _core.union_find(n, u, v)
-

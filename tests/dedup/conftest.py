@@ -35,4 +35,3 @@ def threads(n: int):
         yield
     finally:
         fastllm.set_num_threads(before)
-

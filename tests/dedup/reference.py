@@ -117,7 +117,7 @@ def clusters(sigs: list[list[int]], threshold: float, bands: int, rows: int, ver
             for m in members:
                 if m == first:
                     continue
-                same = sum(x == y for x, y in zip(sigs[first], sigs[m]))
+                same = sum(x == y for x, y in zip(sigs[first], sigs[m], strict=True))
                 if not verify or same / len(sigs[first]) >= threshold:
                     ra, rb = find(first), find(m)
                     parent[max(ra, rb)] = min(ra, rb)

@@ -36,11 +36,13 @@ def test_shingle_hashes_match_reference(t, n):
 @given(st.integers(1, 40), st.integers(0, 2**64 - 1))
 def test_permutation_parameters_match_reference(num_perm, seed):
     a, b = _core.minhash_params(num_perm, seed)
-    assert list(zip(a.tolist(), b.tolist())) == ref.params(num_perm, seed)
+    assert list(zip(a.tolist(), b.tolist(), strict=True)) == ref.params(num_perm, seed)
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.one_of(text, words_text), max_size=6), st.integers(1, 5), st.integers(0, 2**64 - 1))
+@given(
+    st.lists(st.one_of(text, words_text), max_size=6), st.integers(1, 5), st.integers(0, 2**64 - 1)
+)
 def test_minhash_matches_reference(texts, ngram, seed):
     got = dedup.minhash(texts, num_perm=16, ngram=ngram, seed=seed)
     assert got.shape == (len(texts), 16) and got.dtype == np.uint64

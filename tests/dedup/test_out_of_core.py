@@ -66,7 +66,12 @@ def test_out_of_core_equals_in_memory(tmp_path, verify):
     want = dedup.near_duplicate_clusters(texts, num_perm=64, ngram=3, verify=verify)
     assert (want != np.arange(len(texts))).sum() > 10, "the corpus must have duplicates"
     report = dedup_ooc.dedup_shards(
-        paths, tmp_path / "work", tmp_path / "out", num_perm=64, ngram=3, verify=verify,
+        paths,
+        tmp_path / "work",
+        tmp_path / "out",
+        num_perm=64,
+        ngram=3,
+        verify=verify,
         batch_size=7,
     )
     got = dedup_ooc.read_labels(tmp_path / "work")
@@ -100,7 +105,11 @@ def test_resume_after_a_crash_skips_finished_shards(tmp_path, monkeypatch):
     assert not (tmp_path / "work" / "labels.npy").exists()
 
     calls.clear()
-    monkeypatch.setattr(dedup_ooc, "_signatures_for_shard", lambda path, *a: (calls.append(path.name), real(path, *a))[1])
+    monkeypatch.setattr(
+        dedup_ooc,
+        "_signatures_for_shard",
+        lambda path, *a: (calls.append(path.name), real(path, *a))[1],
+    )
     dedup_ooc.dedup_shards(paths, tmp_path / "work", tmp_path / "out", num_perm=64)
     assert calls == [paths[2].name, paths[3].name]
     want = dedup.near_duplicate_clusters(texts, num_perm=64)
