@@ -143,6 +143,27 @@ def clusters_from_signatures(
     return _core.clusters_from_signatures(sigs, float(threshold), b, r, bool(verify))
 
 
+def near_duplicate_pairs(
+    signatures: np.ndarray,
+    threshold: float = 0.8,
+    verify: bool = True,
+    bands: int | None = None,
+    rows: int | None = None,
+    max_bucket: int = 10_000,
+) -> np.ndarray:
+    """Every pair ``(i, j)``, ``i < j``, that shares an LSH bucket (and, with
+    ``verify``, whose signatures agree on ``>= threshold`` of the positions),
+    as a sorted ``(m, 2)`` int64 array. Quadratic in bucket size: a bucket of
+    more than ``max_bucket`` documents is a ValueError (use
+    :func:`clusters_from_signatures`, which is linear, for removal)."""
+    sigs = _as_signatures(signatures)
+    _check_threshold(threshold)
+    _check_int("max_bucket", max_bucket, 2)
+    b, r = _bands_rows(threshold, sigs.shape[1], verify, bands, rows)
+    pairs = _core.lsh_pairs(sigs, float(threshold), b, r, bool(verify), max_bucket)
+    return pairs.astype(np.int64)
+
+
 @dataclass
 class DedupReport:
     """What a dedup stage did: documents in, duplicate clusters (of two or

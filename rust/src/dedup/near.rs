@@ -79,6 +79,55 @@ pub fn edges(sigs: &[u64], num_perm: usize, cfg: &LshConfig) -> Result<Vec<(u64,
     Ok(per_band.concat())
 }
 
+/// Every near-duplicate pair `(i, j)`, `i < j`, once: all pairs that share a
+/// bucket in some band (verified when `cfg.verify`), sorted. Quadratic in
+/// bucket size, so a bucket of more than `max_bucket` documents is an error
+/// (clustering, which needs only the star edges, has no such limit).
+pub fn pairs(
+    sigs: &[u64],
+    num_perm: usize,
+    cfg: &LshConfig,
+    max_bucket: usize,
+) -> Result<Vec<(u64, u64)>> {
+    cfg.check(num_perm)?;
+    let n = check_sigs(sigs, num_perm)?;
+    let sig = |i: u64| &sigs[i as usize * num_perm..(i as usize + 1) * num_perm];
+    let per_band: Vec<Result<Vec<(u64, u64)>>> = (0..cfg.bands)
+        .into_par_iter()
+        .map(|band| {
+            let mut keyed: Vec<(u64, u64)> = (0..n as u64)
+                .map(|i| (band_key(sig(i), band, cfg.rows), i))
+                .collect();
+            keyed.sort_unstable();
+            let mut out = Vec::new();
+            for group in keyed.chunk_by(|x, y| x.0 == y.0) {
+                if group.len() > max_bucket {
+                    return Err(Error::invalid(format!(
+                        "max_bucket: a bucket of band {band} holds {} documents, more than \
+                         max_bucket={max_bucket}; cluster instead, or raise max_bucket",
+                        group.len()
+                    )));
+                }
+                for (k, &(_, a)) in group.iter().enumerate() {
+                    for &(_, b) in &group[k + 1..] {
+                        if !cfg.verify || signature_similarity(sig(a), sig(b)) >= cfg.threshold {
+                            out.push((a, b));
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .collect();
+    let mut all = Vec::new();
+    for band in per_band {
+        all.extend(band?);
+    }
+    all.sort_unstable();
+    all.dedup();
+    Ok(all)
+}
+
 /// Union-find labels over `n` documents joined by `edges`.
 pub fn labels_from_edges(n: usize, edges: &[(u64, u64)]) -> Result<Vec<u64>> {
     let mut uf = UnionFind::new(n);
@@ -133,6 +182,17 @@ mod tests {
         let e = edges(&sigs, 128, &CFG).unwrap();
         assert_eq!(e.len(), 16 * 999);
         assert!(clusters(&sigs, 128, &CFG).unwrap().iter().all(|&c| c == 0));
+    }
+
+    #[test]
+    fn pairs_are_all_bucket_pairs_once() {
+        let texts = vec!["a b c d e f g h"; 4];
+        let m = MinHasher::new(128, 5, 0).unwrap();
+        let sigs = m.signatures(&texts);
+        let p = pairs(&sigs, 128, &CFG, 100).unwrap();
+        assert_eq!(p, vec![(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]);
+        let e = pairs(&sigs, 128, &CFG, 3).unwrap_err();
+        assert!(e.to_string().contains("max_bucket"));
     }
 
     #[test]

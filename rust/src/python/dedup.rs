@@ -134,6 +134,24 @@ pub fn lsh_edges<'py>(
     Ok((PyArray1::from_vec(py, u), PyArray1::from_vec(py, v)))
 }
 
+/// All near-duplicate pairs `(i, j)`, `i < j`, as an (m, 2) uint64 array.
+#[pyfunction]
+pub fn lsh_pairs<'py>(
+    py: Python<'py>,
+    sigs: PyReadonlyArray2<'py, u64>,
+    threshold: f64,
+    bands: usize,
+    rows: usize,
+    verify: bool,
+    max_bucket: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (flat, num_perm) = sig_slice(&sigs)?;
+    let cfg = config(threshold, bands, rows, verify);
+    let pairs = py.detach(|| pool::install(|| near::pairs(flat, num_perm, &cfg, max_bucket)))??;
+    let flat: Vec<u64> = pairs.into_iter().flat_map(|(a, b)| [a, b]).collect();
+    as_2d(py, flat, 2)
+}
+
 /// Cluster ids (smallest index in the cluster) from signatures.
 #[pyfunction]
 pub fn clusters_from_signatures<'py>(
@@ -240,6 +258,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lsh_params, m)?)?;
     m.add_function(wrap_pyfunction!(band_keys, m)?)?;
     m.add_function(wrap_pyfunction!(lsh_edges, m)?)?;
+    m.add_function(wrap_pyfunction!(lsh_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(clusters_from_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(near_duplicate_clusters, m)?)?;
     m.add_function(wrap_pyfunction!(union_find, m)?)?;
