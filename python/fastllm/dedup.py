@@ -13,7 +13,9 @@ Near duplicates, in four steps (all in Rust, whole batches, GIL released):
 4. LSH: ``bands x rows`` chosen as datasketch does (:func:`lsh_params`);
    every member of a bucket is joined to the bucket's smallest document,
    optionally only when their signatures agree on ``>= threshold`` of the
-   positions; clusters by union-find.
+   positions (``verify=True``) or when their shingle sets have exact Jaccard
+   ``>= threshold`` (``verify="exact"``, in memory only); clusters by
+   union-find.
 
 Results depend only on the inputs and ``seed``, not on the thread count. For
 corpora larger than memory see :mod:`fastllm.dedup_ooc`; on a Ray cluster
@@ -88,11 +90,21 @@ def lsh_params(
     )
 
 
+def _verify_mode(verify) -> str:
+    if verify is True or verify == "signature":
+        return "signature"
+    if verify is False or verify == "none":
+        return "none"
+    if verify == "exact":
+        return "exact"
+    raise ValueError(f'verify must be True, False, "signature", "exact" or "none", got {verify!r}')
+
+
 def _bands_rows(threshold, num_perm, verify, bands, rows):
     if (bands is None) != (rows is None):
         raise ValueError("bands and rows must be given together (or neither)")
     if bands is None:
-        weights = VERIFIED_WEIGHTS if verify else (0.5, 0.5)
+        weights = VERIFIED_WEIGHTS if _verify_mode(verify) != "none" else (0.5, 0.5)
         return lsh_params(min(threshold, 0.99), num_perm, *weights)
     _check_int("bands", bands, 1)
     _check_int("rows", rows, 1)
@@ -107,7 +119,7 @@ def near_duplicate_clusters(
     num_perm: int = 128,
     ngram: int = 5,
     seed: int = 0,
-    verify: bool = True,
+    verify: bool | str = True,
     bands: int | None = None,
     rows: int | None = None,
 ) -> np.ndarray:
@@ -115,17 +127,41 @@ def near_duplicate_clusters(
 
     ``result != arange(n)`` marks the near duplicates to drop. ``bands`` and
     ``rows`` default to :func:`lsh_params` (with :data:`VERIFIED_WEIGHTS`
-    when ``verify``). With ``verify``, a candidate pair is kept only when the
-    two signatures agree on at least ``threshold`` of their positions.
+    when verifying). ``verify``: ``True`` (or ``"signature"``) keeps a
+    candidate pair only when the two signatures agree on at least
+    ``threshold`` of their positions; ``"exact"`` only when the two shingle
+    sets have Jaccard ``>= threshold`` (slower, no estimation noise at the
+    threshold); ``False`` keeps every LSH candidate.
     """
     texts = _as_str_list(texts, "texts")
     _check_threshold(threshold)
     _check_int("num_perm", num_perm, 2)
     _check_int("ngram", ngram, 1)
     _check_int("seed", seed, 0, 2**64 - 1)
+    mode = _verify_mode(verify)
     b, r = _bands_rows(threshold, num_perm, verify, bands, rows)
+    if mode == "exact":
+        return _core.near_duplicate_clusters_exact(
+            texts, float(threshold), num_perm, ngram, seed, b, r
+        )
     return _core.near_duplicate_clusters(
-        texts, float(threshold), num_perm, ngram, seed, bool(verify), b, r
+        texts, float(threshold), num_perm, ngram, seed, mode == "signature", b, r
+    )
+
+
+def shingle_jaccard(texts: Sequence[str], pairs: np.ndarray, ngram: int = 5) -> np.ndarray:
+    """Exact Jaccard (float64) of the shingle sets of ``texts[i]`` and
+    ``texts[j]`` for each row ``(i, j)`` of ``pairs`` (two empty sets: 1.0)."""
+    texts = _as_str_list(texts, "texts")
+    _check_int("ngram", ngram, 1)
+    pairs = np.asarray(pairs)
+    if pairs.ndim != 2 or pairs.shape[1] != 2:
+        raise ValueError(f"pairs must be an (m, 2) array, got shape {pairs.shape}")
+    if len(pairs) and (pairs.min() < 0 or pairs.max() >= len(texts)):
+        raise ValueError(f"pairs: indexes must be in [0, {len(texts)})")
+    p = pairs.astype(np.uint64)
+    return _core.shingle_jaccard(
+        texts, np.ascontiguousarray(p[:, 0]), np.ascontiguousarray(p[:, 1]), ngram
     )
 
 
@@ -136,9 +172,12 @@ def clusters_from_signatures(
     bands: int | None = None,
     rows: int | None = None,
 ) -> np.ndarray:
-    """:func:`near_duplicate_clusters` from signatures made by :func:`minhash`."""
+    """:func:`near_duplicate_clusters` from signatures made by :func:`minhash`
+    (``verify`` is True or False: exact verification needs the texts)."""
     sigs = _as_signatures(signatures)
     _check_threshold(threshold)
+    if not isinstance(verify, bool):
+        raise ValueError(f"verify must be True or False here, got {verify!r}")
     b, r = _bands_rows(threshold, sigs.shape[1], verify, bands, rows)
     return _core.clusters_from_signatures(sigs, float(threshold), b, r, bool(verify))
 
@@ -159,6 +198,8 @@ def near_duplicate_pairs(
     sigs = _as_signatures(signatures)
     _check_threshold(threshold)
     _check_int("max_bucket", max_bucket, 2)
+    if not isinstance(verify, bool):
+        raise ValueError(f"verify must be True or False here, got {verify!r}")
     b, r = _bands_rows(threshold, sigs.shape[1], verify, bands, rows)
     pairs = _core.lsh_pairs(sigs, float(threshold), b, r, bool(verify), max_bucket)
     return pairs.astype(np.int64)

@@ -90,6 +90,10 @@ def near_duplicate_clusters(
     _check_int("ngram", ngram, 1)
     _check_int("seed", seed, 0, 2**64 - 1)
     _check_int("batch_size", batch_size, 1)
+    if not isinstance(verify, bool):
+        raise ValueError(
+            f"verify must be True or False here (no texts at edge time), got {verify!r}"
+        )
     b, r = _bands_rows(threshold, num_perm, verify, bands, rows)
 
     if isinstance(data, ray.data.Dataset):

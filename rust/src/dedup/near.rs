@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use super::cluster::UnionFind;
 use super::lsh::{band_key, check_bands, signature_similarity};
+use super::shingle;
 use crate::error::{Error, Result};
 
 #[derive(Clone, Copy, Debug)]
@@ -128,6 +129,107 @@ pub fn pairs(
     Ok(all)
 }
 
+/// Exact Jaccard of the shingle sets of each pair of `texts` (two empty
+/// sets count as identical, 1.0). Each document in a pair is shingled once,
+/// its hashes sorted and deduplicated; a pair costs one merge of two sorted
+/// lists.
+pub fn exact_jaccard<S: AsRef<str> + Sync>(
+    texts: &[S],
+    ngram: usize,
+    pairs: &[(u64, u64)],
+) -> Result<Vec<f64>> {
+    if ngram == 0 {
+        return Err(Error::invalid("ngram must be >= 1, got 0"));
+    }
+    let n = texts.len();
+    let mut needed = vec![false; n];
+    for &(a, b) in pairs {
+        if a as usize >= n || b as usize >= n {
+            return Err(Error::invalid(format!(
+                "pairs: ({a}, {b}) is out of range for {n} texts"
+            )));
+        }
+        needed[a as usize] = true;
+        needed[b as usize] = true;
+    }
+    let sets: Vec<Vec<u64>> = (0..n)
+        .into_par_iter()
+        .map_init(
+            || (shingle::Scratch::default(), Vec::new()),
+            |(scratch, hashes), i| {
+                if !needed[i] {
+                    return Vec::new();
+                }
+                shingle::shingle_hashes_into(texts[i].as_ref(), ngram, scratch, hashes);
+                let mut set = hashes.clone();
+                set.sort_unstable();
+                set.dedup();
+                set
+            },
+        )
+        .collect();
+    Ok(pairs
+        .par_iter()
+        .map(|&(a, b)| sorted_jaccard(&sets[a as usize], &sets[b as usize]))
+        .collect())
+}
+
+fn sorted_jaccard(x: &[u64], y: &[u64]) -> f64 {
+    if x.is_empty() && y.is_empty() {
+        return 1.0;
+    }
+    let (mut i, mut j, mut common) = (0, 0, 0usize);
+    while i < x.len() && j < y.len() {
+        match x[i].cmp(&y[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    common as f64 / (x.len() + y.len() - common) as f64
+}
+
+/// Clusters with candidates verified by exact shingle-set Jaccard instead of
+/// signature agreement: the star edges of `edges` (unverified), kept when
+/// the two texts' Jaccard is at least `cfg.threshold`.
+pub fn clusters_exact<S: AsRef<str> + Sync>(
+    texts: &[S],
+    ngram: usize,
+    sigs: &[u64],
+    num_perm: usize,
+    cfg: &LshConfig,
+) -> Result<Vec<u64>> {
+    let n = check_sigs(sigs, num_perm)?;
+    if n != texts.len() {
+        return Err(Error::invalid(format!(
+            "signatures: {n} rows for {} texts",
+            texts.len()
+        )));
+    }
+    let mut cand = edges(
+        sigs,
+        num_perm,
+        &LshConfig {
+            verify: false,
+            ..*cfg
+        },
+    )?;
+    cand.sort_unstable();
+    cand.dedup();
+    let sims = exact_jaccard(texts, ngram, &cand)?;
+    let kept: Vec<(u64, u64)> = cand
+        .into_iter()
+        .zip(sims)
+        .filter(|&(_, j)| j >= cfg.threshold)
+        .map(|(e, _)| e)
+        .collect();
+    labels_from_edges(n, &kept)
+}
+
 /// Union-find labels over `n` documents joined by `edges`.
 pub fn labels_from_edges(n: usize, edges: &[(u64, u64)]) -> Result<Vec<u64>> {
     let mut uf = UnionFind::new(n);
@@ -193,6 +295,42 @@ mod tests {
         assert_eq!(p, vec![(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]);
         let e = pairs(&sigs, 128, &CFG, 3).unwrap_err();
         assert!(e.to_string().contains("max_bucket"));
+    }
+
+    #[test]
+    fn exact_verification_uses_true_jaccard() {
+        assert_eq!(sorted_jaccard(&[1, 2, 3, 4], &[2, 3, 4, 5]), 0.6);
+        assert_eq!(sorted_jaccard(&[], &[]), 1.0);
+        assert_eq!(sorted_jaccard(&[1], &[]), 0.0);
+        let j = exact_jaccard(&["a b c d", "a b c e", ""], 2, &[(0, 1), (2, 2)]).unwrap();
+        assert_eq!(j, vec![0.5, 1.0]);
+        assert!(exact_jaccard(&["a"], 2, &[(0, 1)]).is_err());
+        let texts = [
+            "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10",
+            "w1 w2 w3 w4 w5 w6 w7 w8 w9 w11",
+            "x y",
+        ];
+        let m = MinHasher::new(128, 2, 0).unwrap();
+        let sigs = m.signatures(&texts);
+        let loose = LshConfig {
+            threshold: 0.8,
+            bands: 32,
+            rows: 4,
+            verify: true,
+        };
+        // Jaccard 8/10 = 0.8 exactly: kept at 0.8, dropped at 0.81.
+        assert_eq!(
+            clusters_exact(&texts, 2, &sigs, 128, &loose).unwrap(),
+            vec![0, 0, 2]
+        );
+        let strict = LshConfig {
+            threshold: 0.81,
+            ..loose
+        };
+        assert_eq!(
+            clusters_exact(&texts, 2, &sigs, 128, &strict).unwrap(),
+            vec![0, 1, 2]
+        );
     }
 
     #[test]

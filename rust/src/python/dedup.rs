@@ -194,6 +194,54 @@ pub fn near_duplicate_clusters<'py>(
     Ok(PyArray1::from_vec(py, to_i64(labels)))
 }
 
+/// Cluster ids of `texts`, candidates verified by exact shingle Jaccard.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn near_duplicate_clusters_exact<'py>(
+    py: Python<'py>,
+    texts: Vec<PyBackedStr>,
+    threshold: f64,
+    num_perm: usize,
+    ngram: usize,
+    seed: u64,
+    bands: usize,
+    rows: usize,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    let m = MinHasher::new(num_perm, ngram, seed)?;
+    let cfg = config(threshold, bands, rows, true);
+    cfg.check(num_perm)?;
+    let labels = py.detach(|| {
+        pool::install(|| {
+            let sigs = m.signatures(&texts);
+            near::clusters_exact(&texts, ngram, &sigs, num_perm, &cfg)
+        })
+    })??;
+    Ok(PyArray1::from_vec(py, to_i64(labels)))
+}
+
+/// Exact Jaccard of the shingle sets of `texts[u[i]]` and `texts[v[i]]`.
+#[pyfunction]
+pub fn shingle_jaccard<'py>(
+    py: Python<'py>,
+    texts: Vec<PyBackedStr>,
+    u: PyReadonlyArray1<'py, u64>,
+    v: PyReadonlyArray1<'py, u64>,
+    ngram: usize,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let (u, v) = (u.as_slice()?, v.as_slice()?);
+    if u.len() != v.len() {
+        return Err(Error::invalid(format!(
+            "pairs: u has {} entries but v has {}",
+            u.len(),
+            v.len()
+        ))
+        .into());
+    }
+    let pairs: Vec<(u64, u64)> = u.iter().copied().zip(v.iter().copied()).collect();
+    let sims = py.detach(|| pool::install(|| near::exact_jaccard(&texts, ngram, &pairs)))??;
+    Ok(PyArray1::from_vec(py, sims))
+}
+
 /// Union-find over `n` documents and edges `u[i] -- v[i]`: each document's
 /// smallest cluster member.
 #[pyfunction]
@@ -261,6 +309,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lsh_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(clusters_from_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(near_duplicate_clusters, m)?)?;
+    m.add_function(wrap_pyfunction!(near_duplicate_clusters_exact, m)?)?;
+    m.add_function(wrap_pyfunction!(shingle_jaccard, m)?)?;
     m.add_function(wrap_pyfunction!(union_find, m)?)?;
     m.add_function(wrap_pyfunction!(write_run, m)?)?;
     m.add_function(wrap_pyfunction!(merge_runs, m)?)?;
