@@ -129,3 +129,59 @@ def jaccard(a: str, b: str, ngram: int) -> float:
     if not x and not y:
         return 1.0
     return len(x & y) / len(x | y)
+
+
+def bucket_pairs(sigs, threshold, bands, rows, verify):
+    """Every pair sharing a bucket in some band (verified), sorted, once."""
+    out = set()
+    for band in range(bands):
+        buckets: dict[int, list[int]] = {}
+        for i, s in enumerate(sigs):
+            buckets.setdefault(band_key(s, band, rows), []).append(i)
+        for members in buckets.values():
+            for k, a in enumerate(members):
+                for b in members[k + 1 :]:
+                    same = sum(x == y for x, y in zip(sigs[a], sigs[b], strict=True))
+                    if not verify or same / len(sigs[a]) >= threshold:
+                        out.add((a, b))
+    return sorted(out)
+
+
+def exact_clusters(texts, sigs, threshold, bands, rows, ngram):
+    """Star edges of every bucket, kept when the exact Jaccard >= threshold."""
+    n = len(texts)
+    parent = list(range(n))
+
+    def find(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for band in range(bands):
+        buckets: dict[int, list[int]] = {}
+        for i, s in enumerate(sigs):
+            buckets.setdefault(band_key(s, band, rows), []).append(i)
+        for members in buckets.values():
+            first = min(members)
+            for m in members:
+                if m != first and jaccard(texts[first], texts[m], ngram) >= threshold:
+                    ra, rb = find(first), find(m)
+                    parent[max(ra, rb)] = min(ra, rb)
+    return [find(i) for i in range(n)]
+
+
+def exact_fold(text: str) -> str:
+    """exact.rs's folding, for ASCII text: lowercase letters and digits, one
+    space for each whitespace run between kept characters, the rest dropped."""
+    out: list[str] = []
+    pending = started = False
+    for c in text:
+        if c in " \t\n\x0b\x0c\r":
+            pending = started
+        elif c.isascii() and c.isalnum():
+            if pending:
+                out.append(" ")
+                pending = False
+            started = True
+            out.append(c.lower())
+    return "".join(out)

@@ -85,7 +85,8 @@ def _planted(draw_words, edits):
 )
 def test_clusters_match_reference(bases, threshold, verify):
     texts = _planted(bases, [0, 1, 3, 10])
-    bands, rows = dedup.lsh_params(threshold, 32)
+    weights = dedup.VERIFIED_WEIGHTS if verify else (0.5, 0.5)
+    bands, rows = dedup.lsh_params(threshold, 32, *weights)
     got = dedup.near_duplicate_clusters(texts, threshold, num_perm=32, ngram=3, verify=verify)
     sigs = [ref.signature(t, 32, 3, 0) for t in texts]
     assert got.tolist() == ref.clusters(sigs, threshold, bands, rows, verify)
@@ -128,3 +129,58 @@ def test_signature_clusters_equal_text_clusters():
         == dedup.near_duplicate_clusters(texts).tolist()
         == [0, 0, 0, 3]
     )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from([f"w{i}" for i in range(30)]), max_size=40).map(" ".join),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sampled_from([0.6, 0.8]),
+    st.booleans(),
+)
+def test_pairs_and_exact_clusters_match_reference(bases, threshold, verify):
+    texts = _planted(bases, [0, 1, 2, 6])
+    sigs = dedup.minhash(texts, num_perm=32, ngram=2)
+    bands, rows = dedup.lsh_params(threshold, 32, *dedup.VERIFIED_WEIGHTS)
+    ref_sigs = sigs.tolist()
+    got = dedup.near_duplicate_pairs(sigs, threshold, verify=verify, bands=bands, rows=rows)
+    assert [tuple(p) for p in got.tolist()] == ref.bucket_pairs(
+        ref_sigs, threshold, bands, rows, verify
+    )
+    exact = dedup.near_duplicate_clusters(texts, threshold, 32, 2, verify="exact")
+    assert exact.tolist() == ref.exact_clusters(texts, ref_sigs, threshold, bands, rows, 2)
+    if len(got):
+        jac = dedup.shingle_jaccard(texts, got, 2)
+        want = [ref.jaccard(texts[a], texts[b], 2) for a, b in got.tolist()]
+        assert jac.tolist() == pytest.approx(want, abs=0, rel=1e-15)
+
+
+ASCII = "abcXYZ019 \t\n\r\x0b\x0c.,;!?'\"-_\x00\x1c\x7f"
+
+
+@given(st.text(alphabet=ASCII, max_size=60))
+def test_normalized_exact_hash_is_xxh3_128_of_the_folded_text(t):
+    import xxhash
+
+    h = xxhash.xxh3_128_intdigest(ref.exact_fold(t).encode())
+    assert dedup.content_hashes([t]).tolist() == [[h >> 64, h & (2**64 - 1)]]
+
+
+def test_exact_hash_folds_long_and_non_ascii_text():
+    import xxhash
+
+    t = "İ Straße, ÉTÉ!\t" * 500
+    h = xxhash.xxh3_128_intdigest(("i\u0307 straße été " * 500).strip().encode())
+    assert dedup.content_hashes([t]).tolist() == [[h >> 64, h & (2**64 - 1)]]
+
+
+def test_verify_modes_are_checked():
+    with pytest.raises(ValueError, match="verify must be"):
+        dedup.near_duplicate_clusters(["a"], verify="maybe")
+    with pytest.raises(ValueError, match="verify must be True or False"):
+        dedup.clusters_from_signatures(dedup.minhash(["a"]), verify="exact")
+    with pytest.raises(ValueError, match="pairs"):
+        dedup.shingle_jaccard(["a"], np.array([[0, 1]]))
