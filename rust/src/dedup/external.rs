@@ -222,10 +222,10 @@ mod tests {
     fn truncated_and_foreign_files_are_format_errors() {
         let d = dir("bad");
         let p = d.join("a.run");
-        write_run(&p, &mut vec![(0, 1, 2), (0, 1, 3)]).unwrap();
+        write_run(&p, &mut [(0, 1, 2), (0, 1, 3)]).unwrap();
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 5]).unwrap();
-        let e = merge_runs(&[p.clone()], &d.join("e.bin")).unwrap_err();
+        let e = merge_runs(std::slice::from_ref(&p), &d.join("e.bin")).unwrap_err();
         assert!(e.to_string().contains("truncated"), "{e}");
         std::fs::write(&p, b"not a run file at all, no no no").unwrap();
         assert!(read_run(&p).unwrap_err().to_string().contains("magic"));
