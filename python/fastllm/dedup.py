@@ -52,12 +52,14 @@ def exact_duplicates(texts: Sequence[str], normalize: bool = True) -> np.ndarray
     """For each text, the index of the first text with the same content hash
     (its own index when it is the first). ``result != arange(n)`` marks the
     duplicates to drop."""
-    hashes = content_hashes(texts, normalize)
-    first: dict[tuple[int, int], int] = {}
-    out = np.empty(len(hashes), dtype=np.int64)
-    for i, (hi, lo) in enumerate(hashes.tolist()):
-        out[i] = first.setdefault((hi, lo), i)
-    return out
+    hashes = np.ascontiguousarray(content_hashes(texts, normalize))
+    if len(hashes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    # One 16-byte key per text; np.unique's return_index is the first
+    # occurrence, so no per-document Python loop.
+    keys = hashes.view(np.dtype((np.void, 16))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return first[inverse.ravel()].astype(np.int64)
 
 
 def minhash(texts: Sequence[str], num_perm: int = 128, ngram: int = 5, seed: int = 0) -> np.ndarray:
