@@ -29,6 +29,70 @@ const fn ascii_classes() -> [u8; 128] {
 
 static ASCII_CLASS: [u8; 128] = ascii_classes();
 
+const DROP: u8 = 0;
+const KEEP: u8 = 1;
+const WS: u8 = 2;
+
+/// Class and one-character lowercase of every character below U+0800
+/// (Latin, Greek, Cyrillic, Armenian, Hebrew, Arabic, ...), built once: the
+/// standard library answers these by binary search in its Unicode tables,
+/// which cost more than the hashing itself on non-English text.
+struct TwoByteTable {
+    class: [u8; 0x800],
+    /// The lowercase when it is one character, else '\0' (use the slow path).
+    lower: [char; 0x800],
+}
+
+fn two_byte_table() -> &'static TwoByteTable {
+    static TABLE: std::sync::OnceLock<Box<TwoByteTable>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = Box::new(TwoByteTable {
+            class: [DROP; 0x800],
+            lower: ['\0'; 0x800],
+        });
+        for cp in 0..0x800u32 {
+            let Some(c) = char::from_u32(cp) else {
+                continue;
+            };
+            let (class, lower) = classify_slow(c);
+            t.class[cp as usize] = class;
+            t.lower[cp as usize] = lower.unwrap_or('\0');
+        }
+        t
+    })
+}
+
+/// The class of `c` and its lowercase when that is one character (None:
+/// ask `char::to_lowercase`).
+fn classify_slow(c: char) -> (u8, Option<char>) {
+    if c.is_whitespace() {
+        return (WS, None);
+    }
+    if !c.is_alphanumeric() {
+        return (DROP, None);
+    }
+    let mut l = c.to_lowercase();
+    match (l.next(), l.next()) {
+        (Some(x), None) => (KEEP, Some(x)),
+        _ => (KEEP, None),
+    }
+}
+
+#[inline]
+fn classify(c: char) -> (u8, Option<char>) {
+    let cp = c as u32;
+    if cp < 0x800 {
+        let t = two_byte_table();
+        let lower = t.lower[cp as usize];
+        return (t.class[cp as usize], (lower != '\0').then_some(lower));
+    }
+    // Caseless letters of the big unspaced scripts: no table lookups.
+    if matches!(cp, 0x3041..=0x3096 | 0x30A1..=0x30FA | 0x4E00..=0x9FFF | 0xAC00..=0xD7A3) {
+        return (KEEP, Some(c));
+    }
+    classify_slow(c)
+}
+
 /// Fold case, punctuation and whitespace, streaming into the hasher through
 /// a stack buffer, so that no normalized copy of the text is allocated and
 /// the hasher sees large updates. ASCII bytes take a branch-free step
@@ -66,11 +130,12 @@ fn normalized_hash(text: &str) -> u128 {
         }
         let c = text[i..].chars().next().unwrap();
         i += c.len_utf8();
-        if c.is_whitespace() {
+        let (class, lower) = classify(c);
+        if class == WS {
             pending = started;
             continue;
         }
-        if !c.is_alphanumeric() {
+        if class == DROP {
             continue;
         }
         if pending == 1 {
@@ -79,8 +144,13 @@ fn normalized_hash(text: &str) -> u128 {
             pending = 0;
         }
         started = 1;
-        for l in c.to_lowercase() {
-            len += l.encode_utf8(&mut buf[len..]).len();
+        match lower {
+            Some(l) => len += l.encode_utf8(&mut buf[len..]).len(),
+            None => {
+                for l in c.to_lowercase() {
+                    len += l.encode_utf8(&mut buf[len..]).len();
+                }
+            }
         }
     }
     h.update(&buf[..len]);
@@ -134,6 +204,16 @@ mod tests {
             xxh3_128(folded.trim_end().as_bytes())
         );
         assert_eq!(content_hash("\u{b}a\u{1c}b", true), xxh3_128(b"ab"));
+    }
+
+    #[test]
+    fn fast_classification_equals_the_standard_library() {
+        for cp in 0..0x3_0000u32 {
+            let Some(c) = char::from_u32(cp) else {
+                continue;
+            };
+            assert_eq!(classify(c), classify_slow(c), "U+{cp:04X}");
+        }
     }
 
     #[test]
