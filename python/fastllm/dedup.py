@@ -86,7 +86,7 @@ def lsh_params(
     probabilities integrated over Jaccard below / above ``threshold``
     (datasketch's ``_optimal_param``, same result)."""
     _check_threshold(threshold, upper_open=True)
-    _check_int("num_perm", num_perm, 2)
+    _check_int("num_perm", num_perm, 2, 4096)
     return _core.lsh_params(
         float(threshold), num_perm, float(false_positive_weight), float(false_negative_weight)
     )

@@ -91,6 +91,10 @@ def test_bad_arguments_at_the_binding_are_value_errors():
         _core.near_duplicate_clusters(["x"], 0.8, 16, 5, 0, True, 5, 5)
     with pytest.raises(ValueError, match="threshold"):
         _core.lsh_params(2.0, 128, 0.5, 0.5)
+    with pytest.raises(ValueError, match="num_perm must be in"):
+        _core.lsh_params(0.8, 10**6, 0.5, 0.5)
+    with pytest.raises(ValueError, match="num_perm must be in"):
+        dedup.lsh_params(0.8, 10**6)
     with pytest.raises(ValueError, match="out of range"):
         _core.union_find(2, np.array([0], np.uint64), np.array([5], np.uint64))
     with pytest.raises(ValueError, match="signatures"):

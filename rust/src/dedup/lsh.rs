@@ -40,6 +40,9 @@ pub fn false_negative_probability(threshold: f64, b: usize, r: usize) -> f64 {
     integrate(|s| 1.0 - collide(s, b as i32, r as i32), threshold, 1.0)
 }
 
+/// The largest `num_perm` [`optimal_params`] searches (a second or two).
+pub const MAX_SEARCH_PERM: usize = 4096;
+
 /// `(bands, rows)` for `threshold` and `num_perm` (datasketch's rule).
 pub fn optimal_params(
     threshold: f64,
@@ -52,9 +55,13 @@ pub fn optimal_params(
             "threshold must be in (0, 1), got {threshold}"
         )));
     }
-    if num_perm < 2 {
+    // The search tries every (b, r) with b * r <= num_perm, about
+    // num_perm * ln(num_perm) pairs of integrals: bounded so that a typo
+    // cannot hang the caller.
+    if !(2..=MAX_SEARCH_PERM).contains(&num_perm) {
         return Err(Error::invalid(format!(
-            "num_perm must be >= 2, got {num_perm}"
+            "num_perm must be in [2, {MAX_SEARCH_PERM}] to search bands and rows, got {num_perm} \
+             (pass bands and rows yourself beyond that)"
         )));
     }
     let weights_ok = |w: f64| w.is_finite() && w >= 0.0;
