@@ -3,6 +3,9 @@
 //! algorithms live in the plain-Rust modules.
 
 mod bpe;
+// `dedup` the name is taken by `crate::dedup` below.
+#[path = "dedup.rs"]
+mod dedup_py;
 mod errors;
 mod extract;
 mod train;
@@ -58,5 +61,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(extract::extract_text, m)?)?;
     m.add_function(wrap_pyfunction!(extract::extract_batch, m)?)?;
     m.add_function(wrap_pyfunction!(extract::extract_arrow, m)?)?;
+    dedup_py::register(m)?;
     Ok(())
 }

@@ -1,0 +1,312 @@
+"""Out-of-core near-duplicate removal over input shards.
+
+For corpora larger than memory: only one shard's signatures (plus one sorted
+run per shard, streamed) are ever in memory, and every step leaves files in
+``work_dir`` so that a rerun after a crash skips what is finished.
+
+``work_dir`` layout::
+
+    config.json              the parameters; a rerun with others is an error
+    sig/00000.npy            signatures of shard 0, (docs, num_perm) uint64
+    runs/00000.run           its (band, key, doc) records, sorted (Rust)
+    shards/00000.json        written last: shard 0 is done (docs, bytes)
+    edges.bin                k-way merge of all runs: star edges per bucket
+    labels.npy               cluster id of every document (global index)
+    report.json              documents in, clusters, removed, kept
+
+Steps: (1) per shard, signatures and band keys (Rust, GIL released) are
+written as a sorted run; (2) the runs are merged externally into candidate
+edges ``(bucket minimum, member)``, the same edges as the in-memory mode;
+(3) with ``verify``, edges are checked against the two signatures, loaded one
+pair of shards at a time; (4) union-find over the edges; (5) a removal pass
+writes each shard's kept documents to ``output_dir`` (same file name).
+
+Every file is written under a temporary name and renamed when complete.
+Document ids are global indexes in input order, so the result equals
+:func:`fastllm.dedup.near_duplicate_clusters` on the concatenated inputs.
+Inputs are Parquet (``.parquet``) or JSON lines (``.jsonl``, ``.jsonl.gz``)
+with a string column ``text_column``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from fastllm import _core
+from fastllm.dedup import (
+    DedupReport,
+    _bands_rows,
+    _check_int,
+    _check_threshold,
+    minhash,
+    report_from_labels,
+)
+
+FORMAT_VERSION = 1
+
+
+def _atomic_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.tmp-{os.getpid()}")
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = _atomic_path(path)
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    tmp = _atomic_path(path)
+    with open(tmp, "wb") as f:
+        np.save(f, arr)
+    os.replace(tmp, path)
+
+
+def _kind(path: Path) -> str:
+    name = path.name
+    if name.endswith(".parquet"):
+        return "parquet"
+    if name.endswith(".jsonl") or name.endswith(".jsonl.gz"):
+        return "jsonl"
+    raise ValueError(f"input_paths: {path} is neither .parquet nor .jsonl / .jsonl.gz")
+
+
+def _open_text(path: Path, mode: str = "rt", gz: bool | None = None):
+    if path.name.endswith(".gz") if gz is None else gz:
+        return gzip.open(path, mode, encoding="utf-8")
+    return open(path, mode, encoding="utf-8")
+
+
+def _text_batches(path: Path, text_column: str, batch_size: int) -> Iterator[list[str]]:
+    """The texts of one shard, ``batch_size`` at a time (null -> "")."""
+    if _kind(path) == "parquet":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        if text_column not in pf.schema_arrow.names:
+            raise ValueError(f"text_column {text_column!r} is not a column of {path}")
+        for batch in pf.iter_batches(batch_size=batch_size, columns=[text_column]):
+            yield [t if t is not None else "" for t in batch.column(0).to_pylist()]
+        return
+    batch: list[str] = []
+    with _open_text(path) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                t = json.loads(line).get(text_column)
+            except (json.JSONDecodeError, AttributeError) as e:
+                raise ValueError(f"{path}:{lineno}: not a JSON object ({e})") from None
+            batch.append(t if isinstance(t, str) else "")
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def _signatures_for_shard(path, text_column, batch_size, num_perm, ngram, seed):
+    """Signatures of one shard and its size in bytes of text."""
+    chunks, nbytes = [], 0
+    for texts in _text_batches(path, text_column, batch_size):
+        nbytes += sum(len(t.encode("utf-8")) for t in texts)
+        chunks.append(minhash(texts, num_perm, ngram, seed))
+    sigs = np.concatenate(chunks) if chunks else np.zeros((0, num_perm), dtype=np.uint64)
+    return sigs, nbytes
+
+
+def _verify(u, v, offsets, sig_path, threshold, num_perm):
+    """Keep edges whose signatures agree on >= threshold of the positions,
+    loading one pair of shards at a time."""
+    su = np.searchsorted(offsets, u, side="right") - 1
+    sv = np.searchsorted(offsets, v, side="right") - 1
+    order = np.lexsort((sv, su))
+    keep = np.zeros(len(u), dtype=bool)
+    cache: dict[int, np.ndarray] = {}
+
+    def load(s):
+        if s not in cache:
+            if len(cache) >= 2:
+                cache.pop(next(iter(cache)))
+            cache[s] = np.load(sig_path(s))
+        return cache[s]
+
+    pairs = np.stack([su[order], sv[order]], axis=1)
+    starts = np.flatnonzero(np.any(np.diff(pairs, axis=0) != 0, axis=1)) + 1
+    for idx in np.split(order, starts):
+        if len(idx) == 0:
+            continue
+        a, b = load(int(su[idx[0]])), load(int(sv[idx[0]]))
+        for lo in range(0, len(idx), 1 << 16):
+            part = idx[lo : lo + (1 << 16)]
+            x = a[u[part] - offsets[su[part]]]
+            y = b[v[part] - offsets[sv[part]]]
+            # The same float comparison as the Rust kernel (lsh.rs).
+            keep[part] = (x == y).sum(axis=1) / num_perm >= threshold
+    return u[keep], v[keep]
+
+
+def dedup_shards(
+    input_paths: Sequence[str | os.PathLike],
+    work_dir: str | os.PathLike,
+    output_dir: str | os.PathLike | None = None,
+    *,
+    threshold: float = 0.8,
+    num_perm: int = 128,
+    ngram: int = 5,
+    seed: int = 0,
+    verify: bool = True,
+    bands: int | None = None,
+    rows: int | None = None,
+    text_column: str = "text",
+    batch_size: int = 10_000,
+) -> DedupReport:
+    """Near-duplicate removal over shards that need not fit in memory together.
+
+    Writes kept documents of each input to ``output_dir`` (same file name;
+    skipped when ``output_dir`` is None), leaves ``work_dir/labels.npy``
+    (every document's cluster id, global index) and returns the report.
+    Rerunning with the same arguments resumes where a previous run stopped.
+    """
+    if isinstance(input_paths, (str, os.PathLike)):
+        raise TypeError("input_paths must be a sequence of paths, not a single path")
+    inputs = [Path(p) for p in input_paths]
+    for p in inputs:
+        _kind(p)
+        if not p.is_file():
+            raise FileNotFoundError(f"input_paths: no such file: {p}")
+    if len({p.name for p in inputs}) != len(inputs) and output_dir is not None:
+        raise ValueError("input_paths: file names must be distinct (outputs reuse them)")
+    _check_threshold(threshold)
+    _check_int("num_perm", num_perm, 2)
+    _check_int("ngram", ngram, 1)
+    _check_int("seed", seed, 0, 2**64 - 1)
+    _check_int("batch_size", batch_size, 1)
+    if not isinstance(verify, bool):
+        raise ValueError(
+            f"verify must be True or False here (no texts at edge time), got {verify!r}"
+        )
+    b, r = _bands_rows(threshold, num_perm, verify, bands, rows)
+
+    work = Path(work_dir)
+    for sub in ("sig", "runs", "shards"):
+        (work / sub).mkdir(parents=True, exist_ok=True)
+    config = {
+        "format_version": FORMAT_VERSION,
+        "inputs": [str(p.resolve()) for p in inputs],
+        "threshold": float(threshold),
+        "num_perm": num_perm,
+        "ngram": ngram,
+        "seed": seed,
+        "verify": bool(verify),
+        "bands": b,
+        "rows": r,
+        "text_column": text_column,
+    }
+    cfg_path = work / "config.json"
+    if cfg_path.exists():
+        old = json.loads(cfg_path.read_text())
+        diff = sorted(k for k in config.keys() | old.keys() if old.get(k) != config.get(k))
+        if diff:
+            raise ValueError(
+                f"work_dir {work} holds a run with other settings ({', '.join(diff)}); "
+                "use a fresh work_dir"
+            )
+    else:
+        _write_json(cfg_path, config)
+
+    sig_path = lambda i: work / "sig" / f"{i:05d}.npy"  # noqa: E731
+    run_path = lambda i: work / "runs" / f"{i:05d}.run"  # noqa: E731
+
+    # (1) signatures and sorted runs, shard by shard; finished shards skipped.
+    counts = []
+    offset = 0
+    for i, path in enumerate(inputs):
+        done = work / "shards" / f"{i:05d}.json"
+        if done.exists():
+            counts.append(json.loads(done.read_text())["docs"])
+            offset += counts[-1]
+            continue
+        sigs, nbytes = _signatures_for_shard(path, text_column, batch_size, num_perm, ngram, seed)
+        n = len(sigs)
+        keys = _core.band_keys(sigs, b, r) if n else np.zeros((0, b), dtype=np.uint64)
+        band = np.tile(np.arange(b, dtype=np.uint64), n)
+        doc = np.repeat(np.arange(offset, offset + n, dtype=np.uint64), b)
+        _save_npy(sig_path(i), sigs)
+        _core.write_run(str(run_path(i)), band, keys.reshape(-1), doc)
+        del sigs, keys, band, doc
+        _write_json(done, {"path": str(path), "docs": n, "bytes": nbytes, "offset": offset})
+        counts.append(n)
+        offset += n
+    total = offset
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.uint64)
+
+    # (2)-(4) edges, verification, union-find.
+    labels_path = work / "labels.npy"
+    if labels_path.exists():
+        labels = np.load(labels_path)
+    else:
+        edges_path = work / "edges.bin"
+        if not edges_path.exists():
+            _core.merge_runs([str(run_path(i)) for i in range(len(inputs))], str(edges_path))
+        u, v = _core.read_edges(str(edges_path))
+        if verify and len(u):
+            u, v = _verify(u, v, offsets[:-1], sig_path, float(threshold), num_perm)
+        labels = _core.union_find(total, np.ascontiguousarray(u), np.ascontiguousarray(v))
+        _save_npy(labels_path, labels)
+
+    # (5) removal pass.
+    if output_dir is not None:
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for i, path in enumerate(inputs):
+            target = out / path.name
+            if target.exists():
+                continue
+            lo, hi = int(offsets[i]), int(offsets[i + 1])
+            keep = labels[lo:hi] == np.arange(lo, hi)
+            _write_kept(path, target, keep, text_column, batch_size)
+
+    report = report_from_labels(labels)
+    _write_json(work / "report.json", report.as_dict())
+    return report
+
+
+def _write_kept(src: Path, dst: Path, keep: np.ndarray, text_column: str, batch_size: int):
+    tmp = _atomic_path(dst)
+    if _kind(src) == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(src)
+        pos = 0
+        with pq.ParquetWriter(tmp, pf.schema_arrow) as w:
+            for batch in pf.iter_batches(batch_size=batch_size):
+                mask = keep[pos : pos + batch.num_rows]
+                pos += batch.num_rows
+                w.write_table(pa.Table.from_batches([batch]).filter(pa.array(mask)))
+    else:
+        # Copy the kept lines byte for byte: nothing is re-serialized.
+        pos = 0
+        with _open_text(src) as f, _open_text(tmp, "wt", gz=dst.name.endswith(".gz")) as g:
+            for line in f:
+                if not line.strip():
+                    continue
+                if keep[pos]:
+                    g.write(line if line.endswith("\n") else line + "\n")
+                pos += 1
+    os.replace(tmp, dst)
+
+
+def read_labels(work_dir: str | os.PathLike) -> np.ndarray:
+    """The cluster ids a finished :func:`dedup_shards` run left in ``work_dir``."""
+    return np.load(Path(work_dir) / "labels.npy")
+
+
+__all__ = ["DedupReport", "dedup_shards", "read_labels"]

@@ -1,0 +1,131 @@
+"""Near-duplicate clustering on a Ray cluster, with the same kernels.
+
+Ray is an optional extra (``pip install 'fastllm[ray]'``). The steps are
+those of :func:`fastllm.dedup.near_duplicate_clusters`, spread by Ray Data:
+
+1. ``map_batches``: signatures (Rust, GIL released) and one row per
+   ``(document, band)``: band, bucket key, document id, signature;
+2. ``groupby(["band", "key"]).map_groups``: each bucket yields the star edges
+   ``(smallest id, member)``, verified against the signatures when
+   ``verify``, the same edges as the single-machine mode;
+3. union-find over the edges on the driver (8 bytes per document).
+
+So the cluster ids equal the single-machine ones for the same arguments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastllm import _core
+from fastllm.dedup import (
+    _as_str_list,
+    _bands_rows,
+    _check_int,
+    _check_threshold,
+    minhash,
+)
+
+
+def _signature_rows(num_perm, ngram, seed, bands, rows, text_column, id_column):
+    """map_batches function: texts -> one row per (document, band)."""
+
+    def fn(batch: dict) -> dict:
+        texts = [t if isinstance(t, str) else "" for t in batch[text_column].tolist()]
+        ids = np.asarray(batch[id_column], dtype=np.uint64)
+        sigs = minhash(texts, num_perm, ngram, seed)
+        keys = _core.band_keys(sigs, bands, rows)
+        return {
+            "band": np.tile(np.arange(bands, dtype=np.uint64), len(ids)),
+            "key": keys.reshape(-1),
+            "id": np.repeat(ids, bands),
+            "sig": np.repeat(sigs, bands, axis=0),
+        }
+
+    return fn
+
+
+def _bucket_edges(threshold, verify, num_perm):
+    """map_groups function: one bucket -> star edges (smallest id, member)."""
+
+    def fn(group: dict) -> dict:
+        ids = np.asarray(group["id"], dtype=np.uint64)
+        if len(ids) < 2:
+            return {"u": np.zeros(0, np.uint64), "v": np.zeros(0, np.uint64)}
+        sigs = np.asarray(group["sig"])
+        first = int(np.argmin(ids))
+        others = np.flatnonzero(np.arange(len(ids)) != first)
+        if verify:
+            # The same float comparison as the Rust kernel (lsh.rs).
+            sim = (sigs[others] == sigs[first]).sum(axis=1) / num_perm
+            others = others[sim >= threshold]
+        return {"u": np.full(len(others), ids[first], np.uint64), "v": ids[others]}
+
+    return fn
+
+
+def near_duplicate_clusters(
+    data,
+    threshold: float = 0.8,
+    num_perm: int = 128,
+    ngram: int = 5,
+    seed: int = 0,
+    verify: bool = True,
+    bands: int | None = None,
+    rows: int | None = None,
+    text_column: str = "text",
+    id_column: str = "id",
+    batch_size: int = 4096,
+) -> np.ndarray:
+    """Cluster ids (int64, smallest id in the cluster) computed with Ray Data.
+
+    ``data`` is a list of texts (ids are their indexes) or a
+    ``ray.data.Dataset`` with ``text_column`` and ``id_column`` (ids must be
+    ``0 .. n-1``). Starts Ray locally when it is not running.
+    """
+    import ray
+
+    _check_threshold(threshold)
+    _check_int("num_perm", num_perm, 2)
+    _check_int("ngram", ngram, 1)
+    _check_int("seed", seed, 0, 2**64 - 1)
+    _check_int("batch_size", batch_size, 1)
+    if not isinstance(verify, bool):
+        raise ValueError(
+            f"verify must be True or False here (no texts at edge time), got {verify!r}"
+        )
+    b, r = _bands_rows(threshold, num_perm, verify, bands, rows)
+
+    if isinstance(data, ray.data.Dataset):
+        ds = data
+        missing = {text_column, id_column} - set(ds.schema().names)
+        if missing:
+            raise ValueError(f"data: columns {sorted(missing)} are missing")
+        n = ds.count()
+    else:
+        import pyarrow as pa
+
+        texts = _as_str_list(data, "data")
+        n = len(texts)
+        ds = ray.data.from_arrow(
+            pa.table({id_column: np.arange(n, dtype=np.uint64), text_column: texts})
+        )
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+
+    rows_ds = ds.map_batches(
+        _signature_rows(num_perm, ngram, seed, b, r, text_column, id_column),
+        batch_format="numpy",
+        batch_size=batch_size,
+    )
+    edges = rows_ds.groupby(["band", "key"]).map_groups(
+        _bucket_edges(float(threshold), bool(verify), num_perm), batch_format="numpy"
+    )
+    us, vs = [np.zeros(0, np.uint64)], [np.zeros(0, np.uint64)]
+    for batch in edges.iter_batches(batch_format="numpy"):
+        us.append(np.asarray(batch["u"], dtype=np.uint64))
+        vs.append(np.asarray(batch["v"], dtype=np.uint64))
+    u, v = np.concatenate(us), np.concatenate(vs)
+    if len(u) and max(u.max(), v.max()) >= n:
+        raise ValueError(f"data: {id_column} must be 0 .. n-1 (n = {n})")
+    return _core.union_find(n, u, v)

@@ -1,0 +1,343 @@
+//! In-memory near-duplicate clustering: LSH buckets, verified edges,
+//! union-find.
+//!
+//! In every band, documents are grouped by bucket key; each member of a
+//! bucket is joined to the bucket's smallest document (a star, not all
+//! pairs, so 10,000 identical documents cost 10,000 edges, not 50 million).
+//! With `verify`, an edge is kept only when the two signatures agree on at
+//! least `threshold` of their positions. The edge set is a pure function of
+//! the signatures, so the clusters do not depend on the thread count, and
+//! the out-of-core and Ray modes, which build the same edges, agree with
+//! this one.
+
+use rayon::prelude::*;
+
+use super::cluster::UnionFind;
+use super::lsh::{band_key, check_bands, signature_similarity};
+use super::shingle;
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug)]
+pub struct LshConfig {
+    pub threshold: f64,
+    pub bands: usize,
+    pub rows: usize,
+    pub verify: bool,
+}
+
+impl LshConfig {
+    pub fn check(&self, num_perm: usize) -> Result<()> {
+        if !(self.threshold > 0.0 && self.threshold <= 1.0) {
+            return Err(Error::invalid(format!(
+                "threshold must be in (0, 1], got {}",
+                self.threshold
+            )));
+        }
+        check_bands(self.bands, self.rows, num_perm)
+    }
+}
+
+fn check_sigs(sigs: &[u64], num_perm: usize) -> Result<usize> {
+    if num_perm == 0 || !sigs.len().is_multiple_of(num_perm) {
+        return Err(Error::invalid(format!(
+            "signatures: length {} is not a multiple of num_perm {num_perm}",
+            sigs.len()
+        )));
+    }
+    Ok(sigs.len() / num_perm)
+}
+
+/// The candidate edges `(bucket minimum, member)` of every band, verified
+/// when `cfg.verify`, in a deterministic order (band, then key, then doc).
+pub fn edges(sigs: &[u64], num_perm: usize, cfg: &LshConfig) -> Result<Vec<(u64, u64)>> {
+    cfg.check(num_perm)?;
+    let n = check_sigs(sigs, num_perm)?;
+    let sig = |i: u64| &sigs[i as usize * num_perm..(i as usize + 1) * num_perm];
+    let per_band: Vec<Vec<(u64, u64)>> = (0..cfg.bands)
+        .into_par_iter()
+        .map(|band| {
+            let mut keyed: Vec<(u64, u64)> = (0..n as u64)
+                .map(|i| (band_key(sig(i), band, cfg.rows), i))
+                .collect();
+            keyed.sort_unstable();
+            let mut out = Vec::new();
+            let mut g = 0;
+            while g < keyed.len() {
+                let (key, first) = keyed[g];
+                let mut k = g + 1;
+                while k < keyed.len() && keyed[k].0 == key {
+                    let doc = keyed[k].1;
+                    if !cfg.verify || signature_similarity(sig(first), sig(doc)) >= cfg.threshold {
+                        out.push((first, doc));
+                    }
+                    k += 1;
+                }
+                g = k;
+            }
+            out
+        })
+        .collect();
+    Ok(per_band.concat())
+}
+
+/// Every near-duplicate pair `(i, j)`, `i < j`, once: all pairs that share a
+/// bucket in some band (verified when `cfg.verify`), sorted. Quadratic in
+/// bucket size, so a bucket of more than `max_bucket` documents is an error
+/// (clustering, which needs only the star edges, has no such limit).
+pub fn pairs(
+    sigs: &[u64],
+    num_perm: usize,
+    cfg: &LshConfig,
+    max_bucket: usize,
+) -> Result<Vec<(u64, u64)>> {
+    cfg.check(num_perm)?;
+    let n = check_sigs(sigs, num_perm)?;
+    let sig = |i: u64| &sigs[i as usize * num_perm..(i as usize + 1) * num_perm];
+    let per_band: Vec<Result<Vec<(u64, u64)>>> = (0..cfg.bands)
+        .into_par_iter()
+        .map(|band| {
+            let mut keyed: Vec<(u64, u64)> = (0..n as u64)
+                .map(|i| (band_key(sig(i), band, cfg.rows), i))
+                .collect();
+            keyed.sort_unstable();
+            let mut out = Vec::new();
+            for group in keyed.chunk_by(|x, y| x.0 == y.0) {
+                if group.len() > max_bucket {
+                    return Err(Error::invalid(format!(
+                        "max_bucket: a bucket of band {band} holds {} documents, more than \
+                         max_bucket={max_bucket}; cluster instead, or raise max_bucket",
+                        group.len()
+                    )));
+                }
+                for (k, &(_, a)) in group.iter().enumerate() {
+                    for &(_, b) in &group[k + 1..] {
+                        if !cfg.verify || signature_similarity(sig(a), sig(b)) >= cfg.threshold {
+                            out.push((a, b));
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .collect();
+    let mut all = Vec::new();
+    for band in per_band {
+        all.extend(band?);
+    }
+    all.sort_unstable();
+    all.dedup();
+    Ok(all)
+}
+
+/// Exact Jaccard of the shingle sets of each pair of `texts` (two empty
+/// sets count as identical, 1.0). Each document in a pair is shingled once,
+/// its hashes sorted and deduplicated; a pair costs one merge of two sorted
+/// lists.
+pub fn exact_jaccard<S: AsRef<str> + Sync>(
+    texts: &[S],
+    ngram: usize,
+    pairs: &[(u64, u64)],
+) -> Result<Vec<f64>> {
+    if ngram == 0 {
+        return Err(Error::invalid("ngram must be >= 1, got 0"));
+    }
+    let n = texts.len();
+    let mut needed = vec![false; n];
+    for &(a, b) in pairs {
+        if a as usize >= n || b as usize >= n {
+            return Err(Error::invalid(format!(
+                "pairs: ({a}, {b}) is out of range for {n} texts"
+            )));
+        }
+        needed[a as usize] = true;
+        needed[b as usize] = true;
+    }
+    let sets: Vec<Vec<u64>> = (0..n)
+        .into_par_iter()
+        .map_init(
+            || (shingle::Scratch::default(), Vec::new()),
+            |(scratch, hashes), i| {
+                if !needed[i] {
+                    return Vec::new();
+                }
+                shingle::shingle_hashes_into(texts[i].as_ref(), ngram, scratch, hashes);
+                let mut set = hashes.clone();
+                set.sort_unstable();
+                set.dedup();
+                set
+            },
+        )
+        .collect();
+    Ok(pairs
+        .par_iter()
+        .map(|&(a, b)| sorted_jaccard(&sets[a as usize], &sets[b as usize]))
+        .collect())
+}
+
+fn sorted_jaccard(x: &[u64], y: &[u64]) -> f64 {
+    if x.is_empty() && y.is_empty() {
+        return 1.0;
+    }
+    let (mut i, mut j, mut common) = (0, 0, 0usize);
+    while i < x.len() && j < y.len() {
+        match x[i].cmp(&y[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    common as f64 / (x.len() + y.len() - common) as f64
+}
+
+/// Clusters with candidates verified by exact shingle-set Jaccard instead of
+/// signature agreement: the star edges of `edges` (unverified), kept when
+/// the two texts' Jaccard is at least `cfg.threshold`.
+pub fn clusters_exact<S: AsRef<str> + Sync>(
+    texts: &[S],
+    ngram: usize,
+    sigs: &[u64],
+    num_perm: usize,
+    cfg: &LshConfig,
+) -> Result<Vec<u64>> {
+    let n = check_sigs(sigs, num_perm)?;
+    if n != texts.len() {
+        return Err(Error::invalid(format!(
+            "signatures: {n} rows for {} texts",
+            texts.len()
+        )));
+    }
+    let mut cand = edges(
+        sigs,
+        num_perm,
+        &LshConfig {
+            verify: false,
+            ..*cfg
+        },
+    )?;
+    cand.sort_unstable();
+    cand.dedup();
+    let sims = exact_jaccard(texts, ngram, &cand)?;
+    let kept: Vec<(u64, u64)> = cand
+        .into_iter()
+        .zip(sims)
+        .filter(|&(_, j)| j >= cfg.threshold)
+        .map(|(e, _)| e)
+        .collect();
+    labels_from_edges(n, &kept)
+}
+
+/// Union-find labels over `n` documents joined by `edges`.
+pub fn labels_from_edges(n: usize, edges: &[(u64, u64)]) -> Result<Vec<u64>> {
+    let mut uf = UnionFind::new(n);
+    for &(u, v) in edges {
+        if u as usize >= n || v as usize >= n {
+            return Err(Error::invalid(format!(
+                "edges: ({u}, {v}) is out of range for {n} documents"
+            )));
+        }
+        uf.union(u, v);
+    }
+    Ok(uf.labels())
+}
+
+/// Each document's cluster id: the smallest index in its cluster.
+pub fn clusters(sigs: &[u64], num_perm: usize, cfg: &LshConfig) -> Result<Vec<u64>> {
+    let n = check_sigs(sigs, num_perm)?;
+    labels_from_edges(n, &edges(sigs, num_perm, cfg)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dedup::minhash::MinHasher;
+
+    const CFG: LshConfig = LshConfig {
+        threshold: 0.8,
+        bands: 16,
+        rows: 8,
+        verify: true,
+    };
+
+    #[test]
+    fn near_duplicates_cluster_and_others_do_not() {
+        let base: Vec<String> = (0..200).map(|i| format!("w{i}")).collect();
+        let a = base.join(" ");
+        let mut edited = base.clone();
+        edited[100] = "changed".into();
+        let b = edited.join(" ");
+        let c: String = (0..200).map(|i| format!("z{i} ")).collect();
+        let texts = [a.as_str(), c.as_str(), b.as_str(), a.as_str(), ""];
+        let m = MinHasher::new(128, 5, 0).unwrap();
+        let sigs = m.signatures(&texts);
+        assert_eq!(clusters(&sigs, 128, &CFG).unwrap(), vec![0, 1, 0, 0, 4]);
+    }
+
+    #[test]
+    fn identical_documents_make_a_star() {
+        let texts = vec!["the same text again and again"; 1000];
+        let m = MinHasher::new(128, 5, 0).unwrap();
+        let sigs = m.signatures(&texts);
+        let e = edges(&sigs, 128, &CFG).unwrap();
+        assert_eq!(e.len(), 16 * 999);
+        assert!(clusters(&sigs, 128, &CFG).unwrap().iter().all(|&c| c == 0));
+    }
+
+    #[test]
+    fn pairs_are_all_bucket_pairs_once() {
+        let texts = vec!["a b c d e f g h"; 4];
+        let m = MinHasher::new(128, 5, 0).unwrap();
+        let sigs = m.signatures(&texts);
+        let p = pairs(&sigs, 128, &CFG, 100).unwrap();
+        assert_eq!(p, vec![(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]);
+        let e = pairs(&sigs, 128, &CFG, 3).unwrap_err();
+        assert!(e.to_string().contains("max_bucket"));
+    }
+
+    #[test]
+    fn exact_verification_uses_true_jaccard() {
+        assert_eq!(sorted_jaccard(&[1, 2, 3, 4], &[2, 3, 4, 5]), 0.6);
+        assert_eq!(sorted_jaccard(&[], &[]), 1.0);
+        assert_eq!(sorted_jaccard(&[1], &[]), 0.0);
+        let j = exact_jaccard(&["a b c d", "a b c e", ""], 2, &[(0, 1), (2, 2)]).unwrap();
+        assert_eq!(j, vec![0.5, 1.0]);
+        assert!(exact_jaccard(&["a"], 2, &[(0, 1)]).is_err());
+        let texts = [
+            "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10",
+            "w1 w2 w3 w4 w5 w6 w7 w8 w9 w11",
+            "x y",
+        ];
+        let m = MinHasher::new(128, 2, 0).unwrap();
+        let sigs = m.signatures(&texts);
+        let loose = LshConfig {
+            threshold: 0.8,
+            bands: 32,
+            rows: 4,
+            verify: true,
+        };
+        // Jaccard 8/10 = 0.8 exactly: kept at 0.8, dropped at 0.81.
+        assert_eq!(
+            clusters_exact(&texts, 2, &sigs, 128, &loose).unwrap(),
+            vec![0, 0, 2]
+        );
+        let strict = LshConfig {
+            threshold: 0.81,
+            ..loose
+        };
+        assert_eq!(
+            clusters_exact(&texts, 2, &sigs, 128, &strict).unwrap(),
+            vec![0, 1, 2]
+        );
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        assert!(clusters(&[1, 2, 3], 2, &CFG).is_err());
+        let bad = LshConfig { bands: 20, ..CFG };
+        assert!(clusters(&[0; 256], 128, &bad).is_err());
+        assert!(labels_from_edges(2, &[(0, 2)]).is_err());
+    }
+}

@@ -1,0 +1,41 @@
+"""The Ray Data mode on a local Ray instance equals the single-machine mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from fastllm import dedup, dedup_ray  # noqa: E402
+from tests.dedup.test_out_of_core import _corpus  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.parametrize("verify", [True])
+def test_ray_equals_single_machine(local_ray, verify):
+    texts = _corpus(n_bases=80, seed=3)
+    want = dedup.near_duplicate_clusters(texts, num_perm=64, ngram=3, verify=verify)
+    assert (want != np.arange(len(texts))).sum() > 10
+    got = dedup_ray.near_duplicate_clusters(
+        texts, num_perm=64, ngram=3, verify=verify, batch_size=16
+    )
+    assert got.tolist() == want.tolist()
+
+
+def test_ray_takes_a_dataset(local_ray):
+    import pyarrow as pa
+
+    texts = ["a b c d e f"] * 3 + ["x y z"]
+    ds = ray.data.from_arrow(pa.table({"doc": np.arange(4), "body": texts}))
+    got = dedup_ray.near_duplicate_clusters(ds, text_column="body", id_column="doc")
+    assert got.tolist() == [0, 0, 0, 3]
+    with pytest.raises(ValueError, match="missing"):
+        dedup_ray.near_duplicate_clusters(ds)
