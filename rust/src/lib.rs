@@ -8,6 +8,7 @@ pub mod bpe;
 pub mod dedup;
 pub mod error;
 pub mod pool;
+pub mod shard;
 
 #[cfg(feature = "python")]
 mod python;
