@@ -4,6 +4,7 @@
 
 mod bpe;
 mod errors;
+mod shard;
 
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
@@ -52,5 +53,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(content_hashes, m)?)?;
     m.add_class::<bpe::PyBpe>()?;
+    m.add_class::<shard::PyShardWriter>()?;
     Ok(())
 }
