@@ -605,26 +605,33 @@ class PackedDataset(IterableDataset):
         hi = lo + self.batch_size
         if self.rank_samples is not None:
             hi = min(hi, self.rank_samples)
-        rows, srcs = [], []
+        rows, where = [], []
         for j in range(lo, hi):
             s, i = self.locate(j * self.world_size + self.rank)
             rows.append(self.sample(s, i))
-            srcs.append(s)
+            where.append((s, i))
         out = {k: torch.from_numpy(np.stack([r[k] for r in rows])) for k in rows[0]}
-        out["source"] = torch.tensor(srcs, dtype=torch.long)
+        # Which source and which of its packed sequences each row is.
+        out["source"], out["index"] = torch.tensor(where, dtype=torch.long).T.contiguous()
         return out
+
+    def batch_indices(self, worker: int = 0, num_workers: int = 1) -> Iterator[int]:
+        """The batches worker ``worker`` of ``num_workers`` builds, from the
+        current position: every ``num_workers``-th, so that the DataLoader's
+        round-robin over workers delivers them in order."""
+        b, total = self._next_batch + worker, self.num_batches
+        while total is None or b < total:
+            yield b
+            b += num_workers
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
         wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        start, total = self._next_batch, self.num_batches
-        b = start + wid
-        while total is None or b < total:
+        for b in self.batch_indices(wid, nw):
             out = self.batch(b)
             if info is None:
                 self._next_batch = b + 1
             yield out
-            b += nw
 
     # ---- resumable position --------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
