@@ -444,6 +444,12 @@ def _apportion(weights: np.ndarray, total: int) -> np.ndarray:
 class PackedDataset(IterableDataset):
     """Packed fixed-length sequences from one or several shard sets, as batches.
 
+    Each batch is a dict of int64 tensors: ``input_ids``, ``labels``,
+    ``position_ids`` and ``doc_ids`` of shape [batch, seq_len] (pass
+    ``position_ids``/``doc_ids`` to ``Decoder.forward`` for document
+    masking), and ``source``/``index`` of shape [batch]: which source and
+    which of its packed sequences each row is.
+
     Each source's token stream is cut into windows of ``seq_len`` input
     tokens (each label is the next token; the stream's last token gets
     -100; the last window is padded with ``pad_id`` and label -100). The

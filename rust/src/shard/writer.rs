@@ -15,7 +15,8 @@ use super::format::{DType, Index};
 use crate::error::{Error, Result};
 
 /// Token bytes staged before one `write` call: big enough that the syscall
-/// cost vanishes, small enough to stay in cache-friendly territory.
+/// cost vanishes, small next to a shard. The buffer holds up to twice this
+/// (a full stage plus one chunk of a document) and never reallocates.
 const STAGE_BYTES: usize = 8 << 20;
 
 #[derive(Clone, Debug)]
@@ -69,9 +70,76 @@ struct OpenShard {
     name: String,
     tmp_bin: PathBuf,
     file: File,
-    stage: Vec<u8>,
+    stage: Stage,
     sizes: Vec<i32>,
     bytes: u64,
+}
+
+impl OpenShard {
+    fn flush(&mut self) -> Result<()> {
+        self.file
+            .write_all(self.stage.as_le_bytes())
+            .map_err(|e| Error::io(&self.tmp_bin, e))?;
+        self.stage.clear();
+        Ok(())
+    }
+}
+
+/// Tokens converted to the shard's dtype, waiting for one `write` call.
+/// Typed vectors rather than bytes: `extend` from a mapped slice compiles to
+/// a vectorized narrowing copy with no zero-fill of the destination.
+enum Stage {
+    U16(Vec<u16>),
+    I32(Vec<i32>),
+}
+
+impl Stage {
+    fn new(dtype: DType) -> Stage {
+        match dtype {
+            DType::U16 => Stage::U16(Vec::with_capacity(STAGE_BYTES + 1)),
+            _ => Stage::I32(Vec::with_capacity(STAGE_BYTES / 2 + 1)),
+        }
+    }
+
+    /// Ids are checked against the vocabulary before they get here.
+    fn extend(&mut self, ids: &[u32]) {
+        match self {
+            Stage::U16(v) => v.extend(ids.iter().map(|&t| t as u16)),
+            Stage::I32(v) => v.extend(ids.iter().map(|&t| t as i32)),
+        }
+    }
+
+    fn byte_len(&self) -> usize {
+        match self {
+            Stage::U16(v) => 2 * v.len(),
+            Stage::I32(v) => 4 * v.len(),
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            Stage::U16(v) => v.clear(),
+            Stage::I32(v) => v.clear(),
+        }
+    }
+
+    /// The staged tokens as little-endian bytes (in place; free on
+    /// little-endian machines, where `to_le` is the identity).
+    fn as_le_bytes(&mut self) -> &[u8] {
+        match self {
+            Stage::U16(v) => {
+                v.iter_mut().for_each(|x| *x = x.to_le());
+                // SAFETY: u16 has no padding and u8 has alignment 1; the
+                // byte view covers exactly the vector's initialized elements.
+                unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), 2 * v.len()) }
+            }
+            Stage::I32(v) => {
+                v.iter_mut().for_each(|x| *x = x.to_le());
+                // SAFETY: as above, for i32.
+                unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), 4 * v.len()) }
+            }
+        }
+    }
 }
 
 /// Documents and tokens (EOS included) written per source label.
@@ -251,7 +319,7 @@ impl ShardWriter {
             name,
             tmp_bin,
             file,
-            stage: Vec::with_capacity(STAGE_BYTES + (1 << 16)),
+            stage: Stage::new(self.dtype),
             sizes: Vec::new(),
             bytes: 0,
         })
@@ -259,41 +327,18 @@ impl ShardWriter {
 
     fn append(&mut self, doc: &[u32]) -> Result<()> {
         let eos = self.cfg.eos_id;
-        let dtype = self.dtype;
+        let item = self.dtype.itemsize();
         let s = self.open.as_mut().expect("an open shard");
-        let len = doc.len() + eos.is_some() as usize;
-        let item = dtype.itemsize();
-        // Convert in chunks straight into the staging buffer: no per-document
-        // allocation, and each chunk's loop is a plain narrowing copy.
-        for chunk in doc.chunks(STAGE_BYTES / 4) {
-            let start = s.stage.len();
-            s.stage.resize(start + chunk.len() * item, 0);
-            let dst = &mut s.stage[start..];
-            match dtype {
-                DType::U16 => {
-                    for (d, &t) in dst.chunks_exact_mut(2).zip(chunk) {
-                        d.copy_from_slice(&(t as u16).to_le_bytes());
-                    }
-                }
-                _ => {
-                    for (d, &t) in dst.chunks_exact_mut(4).zip(chunk) {
-                        d.copy_from_slice(&(t as i32).to_le_bytes());
-                    }
-                }
-            }
-            if s.stage.len() >= STAGE_BYTES {
-                s.file
-                    .write_all(&s.stage)
-                    .map_err(|e| Error::io(&s.tmp_bin, e))?;
-                s.stage.clear();
+        for chunk in doc.chunks(STAGE_BYTES / item) {
+            s.stage.extend(chunk);
+            if s.stage.byte_len() >= STAGE_BYTES {
+                s.flush()?;
             }
         }
         if let Some(e) = eos {
-            match dtype {
-                DType::U16 => s.stage.extend_from_slice(&(e as u16).to_le_bytes()),
-                _ => s.stage.extend_from_slice(&(e as i32).to_le_bytes()),
-            }
+            s.stage.extend(&[e]);
         }
+        let len = doc.len() + eos.is_some() as usize;
         s.sizes.push(len as i32);
         s.bytes += (len * item) as u64;
         Ok(())
@@ -308,9 +353,7 @@ impl ShardWriter {
         let idx = self.path(&format!("{}.idx", s.name));
         let tmp_idx = self.path(&format!("{}.idx.tmp", s.name));
         let result = (|| {
-            s.file
-                .write_all(&s.stage)
-                .map_err(|e| Error::io(&s.tmp_bin, e))?;
+            s.flush()?;
             if self.cfg.sync {
                 s.file.sync_data().map_err(|e| Error::io(&s.tmp_bin, e))?;
             }
