@@ -149,3 +149,22 @@ def test_kill_9_mid_write_leaves_no_final_name(tmp_path):
     # Shard 0 (first document) was complete and published; shard 1 was open.
     assert names == ["shard_00000.bin", "shard_00000.idx", "shard_00001.bin.tmp"]
     assert len(Shard(tmp_path / "shard_00000")) == 1
+
+
+def test_empty_input_gives_an_empty_finished_set(tmp_path):
+    from fastllm.shards import PackedDataset, ShardError, verify
+
+    m = write(tmp_path, [])
+    assert (m["documents"], m["tokens"], m["shards"]) == (0, 0, [])
+    assert verify(tmp_path) == []
+    with pytest.raises(ShardError, match="no tokens"):
+        PackedDataset(tmp_path, 8)
+
+
+def test_ids_of_any_integer_dtype(tmp_path):
+    with ShardWriter(tmp_path, vocab_size=70_000, eos_id=None, sync=False) as w:
+        w.add(np.array([69_999, 0, 3], dtype=np.int64), [0, 1, 3])
+        with pytest.raises(ValueError, match="non-negative"):
+            w.add(np.array([-1]), [0, 1])
+    s = ShardSet(tmp_path)
+    assert [s.document(i).tolist() for i in range(2)] == [[69_999], [0, 3]]
