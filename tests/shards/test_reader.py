@@ -270,3 +270,20 @@ def test_pickled_dataset_does_not_copy_the_shards(three_sources):
     tokens = ShardSet(three_sources["books"]).num_tokens
     assert len(blob) < tokens  # the memory maps travel by path
     _same(_batches(pickle.loads(blob), 2), _batches(ds, 2))
+
+
+def test_a_batch_trains_the_decoder_with_documents_kept_apart(tmp_path):
+    from fastllm.model import Decoder, ModelConfig, cross_entropy
+
+    write(tmp_path, random_docs(14, 40, 64, max_len=12), vocab=64)
+    b = next(iter(PackedDataset(tmp_path, 32, batch_size=2, seed=0)))
+    torch.manual_seed(0)
+    model = Decoder(ModelConfig(vocab_size=64, dim=32, n_layers=2, n_heads=4, max_seq_len=32))
+    model = model.double().eval()
+    logits = model(b["input_ids"], position_ids=b["position_ids"], doc_ids=b["doc_ids"])
+    assert torch.isfinite(cross_entropy(logits, b["labels"]))
+    # Each document's logits are those of the document run alone.
+    row, doc = b["doc_ids"][0], 1
+    seg = (row == doc).nonzero().flatten()
+    alone = model(b["input_ids"][:1, seg])
+    torch.testing.assert_close(logits[0, seg], alone[0])
