@@ -11,8 +11,14 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use super::format::{DType, Index};
 use crate::error::{Error, Result};
+use crate::pool;
+
+/// Batches with at least this many ids are checked on the thread pool.
+const PAR_CHECK_IDS: usize = 1 << 20;
 
 /// Token bytes staged before one `write` call: big enough that the syscall
 /// cost vanishes, small next to a shard. The buffer holds up to twice this
@@ -285,8 +291,19 @@ impl ShardWriter {
             )));
         }
         let used = &ids[first as usize..last as usize];
-        // One branch-free pass (vectorizes) before the slower search for the culprit.
-        let max = used.iter().copied().max().unwrap_or(0);
+        // A branch-free max (vectorizes), spread over the pool for big batches
+        // (it is a whole extra read of the ids); the culprit is searched for
+        // only when there is one.
+        let max = if used.len() < PAR_CHECK_IDS {
+            used.iter().copied().max().unwrap_or(0)
+        } else {
+            pool::install(|| {
+                used.par_chunks(PAR_CHECK_IDS / 4)
+                    .map(|c| c.iter().copied().max().unwrap_or(0))
+                    .max()
+                    .unwrap_or(0)
+            })?
+        };
         if max as usize >= self.cfg.vocab_size {
             let at = used.iter().position(|&t| t == max).unwrap() + first as usize;
             let doc = offsets.partition_point(|&o| o <= at as i64) - 1;
@@ -494,6 +511,28 @@ mod tests {
         let shards = w.finish().unwrap();
         let mut r = ShardReader::open(dir.join(&shards[0].name)).unwrap();
         assert_eq!(r.document(0).unwrap(), vec![70_000, 1]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn big_batches_are_checked_whole_before_writing() {
+        let dir = tmpdir("big");
+        let mut cfg = WriterConfig::new(&dir, 1000);
+        cfg.sync = false;
+        let mut w = ShardWriter::new(cfg).unwrap();
+        let n = PAR_CHECK_IDS as i64;
+        let mut ids = vec![7u32; 2 * PAR_CHECK_IDS];
+        *ids.last_mut().unwrap() = 1000;
+        let e = w.add_documents(&ids, &[0, n, 2 * n], "x").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("token id 1000 (document 1 of the batch)"),
+            "{e}"
+        );
+        assert!(names(&dir).is_empty());
+        *ids.last_mut().unwrap() = 999;
+        w.add_documents(&ids, &[0, n, 2 * n], "x").unwrap();
+        assert_eq!(w.finish().unwrap()[0].tokens, 2 * n as u64);
         fs::remove_dir_all(&dir).unwrap();
     }
 
