@@ -9,6 +9,7 @@ pub mod dedup;
 pub mod error;
 pub mod extract;
 pub mod pool;
+pub mod shard;
 
 #[cfg(feature = "python")]
 mod python;

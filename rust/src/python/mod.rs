@@ -8,6 +8,7 @@ mod bpe;
 mod dedup_py;
 mod errors;
 mod extract;
+mod shard;
 mod train;
 
 use numpy::{PyArray1, PyArrayMethods};
@@ -62,5 +63,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(extract::extract_batch, m)?)?;
     m.add_function(wrap_pyfunction!(extract::extract_arrow, m)?)?;
     dedup_py::register(m)?;
+    m.add_class::<shard::PyShardWriter>()?;
     Ok(())
 }
