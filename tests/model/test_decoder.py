@@ -93,6 +93,9 @@ def test_init_weights_scales_residual_projections_and_materializes_meta():
     model.to_empty(device="cpu")
     torch.manual_seed(0)
     model.init_weights(buffer_device="cpu")
+    # to_empty() unties shared weights; init_weights must tie them again
+    # (else the head is uninitialized memory).
+    assert model.output.weight is model.tok_embeddings.weight
     block = model.layers["0"]
     assert abs(block.attention.wq.weight.std().item() - 0.02) < 0.002
     assert abs(block.feed_forward.w2.weight.std().item() - 0.02 / 4) < 0.0005

@@ -123,6 +123,10 @@ class Decoder(nn.Module):
             self.norm.reset_parameters()
         if self.output is not None and not c.tie_embeddings:
             nn.init.normal_(self.output.weight, std=c.init_std)
+        if self.output is not None and c.tie_embeddings and self.tok_embeddings is not None:
+            # `to_empty()` (materializing a meta-device model) gives each
+            # module its own new tensor and so unties shared weights: tie again.
+            self.output.weight = self.tok_embeddings.weight
 
     def num_params(self, exclude_embeddings: bool = False) -> int:
         """Parameters, a tied weight counted once; ``exclude_embeddings`` drops the
