@@ -17,6 +17,7 @@ intact and pointed to. DCP works without a process group on one process.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import random
@@ -187,3 +188,27 @@ def _prune(root: Path, keep: int, current: Path) -> None:
     for old in steps[:-keep]:
         if old != current:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"):
+    """(model, config, checkpoint folder) from a checkpoint folder, a checkpoints
+    root or a run's out_dir: the model is rebuilt from the ``config.json`` saved
+    with the checkpoint and its weights loaded."""
+    from fastllm.model import Decoder
+    from fastllm.train.config import TrainConfig
+
+    folder = resolve(path)
+    config = TrainConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    model = Decoder(config.model).to(device)
+    load(folder, model)
+    model.eval()
+    return model, config, folder
+
+
+def find_tokenizer(folder: str | Path) -> Path | None:
+    """The ``tokenizer.json`` saved with a run: beside the checkpoint or in the run's out_dir."""
+    folder = Path(folder)
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        if (candidate / "tokenizer.json").is_file():
+            return candidate / "tokenizer.json"
+    return None
