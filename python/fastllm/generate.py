@@ -61,7 +61,9 @@ def sample(
     return out
 
 
-def codec(tokenizer_path, vocab_size: int) -> tuple[Callable[[str], list[int]], Callable[[list[int]], str], int | None]:
+def codec(
+    tokenizer_path, vocab_size: int
+) -> tuple[Callable[[str], list[int]], Callable[[list[int]], str], int | None]:
     """(encode, decode, end-of-text id) for a run: its tokenizer, or UTF-8 bytes."""
     if tokenizer_path is not None:
         from fastllm.tokenizer import Tokenizer
@@ -81,7 +83,9 @@ def codec(tokenizer_path, vocab_size: int) -> tuple[Callable[[str], list[int]], 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m fastllm.generate", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m fastllm.generate", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--checkpoint", required=True, help="a checkpoint folder or a run's out_dir")
     ap.add_argument("--prompt", default="", help="text to continue")
     ap.add_argument("--max-new-tokens", type=int, default=100)

@@ -10,10 +10,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, for tests.train.helpers
 
-from tests.train.helpers import config, data  # noqa: E402
-
 from fastllm.train import Trainer  # noqa: E402
 from fastllm.train.distributed import teardown  # noqa: E402
+from tests.train.helpers import config, data  # noqa: E402
 
 
 def main() -> None:

@@ -12,9 +12,20 @@ REPO_CONFIG = "configs/tiny.toml"
 
 def test_toml_and_overrides(tmp_path):
     path = tmp_path / "run.toml"
-    path.write_text('[model]\nsize = "tiny"\ndim = 32\n[optim]\nname = "muon"\n[train]\nsteps = 5\n')
+    path.write_text(
+        '[model]\nsize = "tiny"\ndim = 32\n[optim]\nname = "muon"\n[train]\nsteps = 5\n'
+    )
     cfg = TrainConfig.load(
-        path, ["--train.steps", "200", "--optim.lr=1e-3", "--train.out_dir", "runs/x", "--train.compile", "true"]
+        path,
+        [
+            "--train.steps",
+            "200",
+            "--optim.lr=1e-3",
+            "--train.out_dir",
+            "runs/x",
+            "--train.compile",
+            "true",
+        ],
     )
     assert cfg.model.dim == 32 and cfg.model.n_layers == 4  # tiny, with dim overridden
     assert cfg.optim.name == "muon" and cfg.optim.lr == 1e-3

@@ -60,7 +60,9 @@ def test_export_saves_the_tokenizer_beside_the_model(tmp_path):
     tok = Tokenizer.from_file(tmp_path / "hf_tokenizer.json")
     tok.save(tmp_path / "tokenizer.json")
     model = Decoder(ModelConfig(vocab_size=tok.vocab_size, dim=32, n_layers=1, n_heads=4))
-    out = export_hf(model, tmp_path / "hf", tokenizer_path=tmp_path / "tokenizer.json", dtype="bfloat16")
+    out = export_hf(
+        model, tmp_path / "hf", tokenizer_path=tmp_path / "tokenizer.json", dtype="bfloat16"
+    )
     assert (out / "tokenizer.json").read_text() == (tmp_path / "tokenizer.json").read_text()
     config = json.loads((out / "config.json").read_text())
     assert config["eos_token_id"] == tok.special_tokens["<|endoftext|>"]

@@ -14,7 +14,9 @@ from .helpers import config
 
 def test_greedy_is_top1_and_sampling_is_seeded():
     torch.manual_seed(0)
-    model = Decoder(ModelConfig(vocab_size=64, dim=32, n_layers=2, n_heads=4, max_seq_len=16)).eval()
+    model = Decoder(
+        ModelConfig(vocab_size=64, dim=32, n_layers=2, n_heads=4, max_seq_len=16)
+    ).eval()
     greedy = sample(model, [1, 2, 3], 20, temperature=0)
     assert sample(model, [1, 2, 3], 20, temperature=1.0, top_k=1) == greedy
     # The window slides past max_seq_len: 3 + 20 tokens > 16.
@@ -37,7 +39,16 @@ def test_generate_cli_continues_a_prompt_from_a_byte_level_run(tmp_path, capsys)
     Trainer(cfg, TokenStream.factory(tokens), log=lambda _: None).fit()
     capsys.readouterr()
     rc = generate_main(
-        ["--checkpoint", str(tmp_path), "--prompt", "hello ", "--max-new-tokens", "12", "--temperature", "0"]
+        [
+            "--checkpoint",
+            str(tmp_path),
+            "--prompt",
+            "hello ",
+            "--max-new-tokens",
+            "12",
+            "--temperature",
+            "0",
+        ]
     )
     out = capsys.readouterr().out
     assert rc == 0

@@ -129,7 +129,9 @@ def test_z_loss_is_added_and_logged(tmp_path):
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
 def test_mixed_precision_trains(tmp_path, dtype):
     train, _ = data()
-    trainer = Trainer(config(tmp_path, train={"steps": 12, "dtype": dtype}), train, log=lambda _: None)
+    trainer = Trainer(
+        config(tmp_path, train={"steps": 12, "dtype": dtype}), train, log=lambda _: None
+    )
     records = trainer.fit()
     assert all(math.isfinite(r["loss"]) for r in records)
     assert records[-1]["loss"] < records[0]["loss"] - 1.0

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from fastllm.train import Trainer, TrainConfig
-from fastllm.train.__main__ import build_data
+from fastllm.train import TrainConfig, Trainer
 from fastllm.train import checkpoint as ckpt
+from fastllm.train.__main__ import build_data
 from fastllm.train.metrics import read_records
 
 from .helpers import config, data, tokens
@@ -41,21 +41,27 @@ def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(tmp_path, optim, tr
     full = straight.fit()
 
     tr, val = data()
-    first = Trainer(config(tmp_path / "b", optim=optim, train={**train, "ckpt_every": 4}), tr, val, **QUIET)
+    first = Trainer(
+        config(tmp_path / "b", optim=optim, train={**train, "ckpt_every": 4}), tr, val, **QUIET
+    )
     head = first.fit(until=4)
     assert ckpt.latest(tmp_path / "b" / "checkpoints").name == "step_00000004"
     del first
     torch.manual_seed(1234)  # disturb the global RNG: the checkpoint must restore it
 
     tr, val = data()
-    second = Trainer(config(tmp_path / "b", optim=optim, train={**train, "ckpt_every": 4}), tr, val, **QUIET)
+    second = Trainer(
+        config(tmp_path / "b", optim=optim, train={**train, "ckpt_every": 4}), tr, val, **QUIET
+    )
     assert second.step == 4
     tail = second.fit()
     resumed = head + tail
     assert [r["loss"] for r in resumed] == [r["loss"] for r in full]
     assert [r["grad_norm"] for r in resumed] == [r["grad_norm"] for r in full]
     assert [r.get("val_loss") for r in resumed] == [r.get("val_loss") for r in full]
-    for (k, a), b in zip(straight.model.state_dict().items(), second.model.state_dict().values(), strict=True):
+    for (k, a), b in zip(
+        straight.model.state_dict().items(), second.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), k
     # The metrics file of the resumed run holds each step once.
     assert [r["step"] for r in read_records(tmp_path / "b" / "metrics.jsonl")] == list(range(1, 9))
@@ -63,7 +69,9 @@ def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(tmp_path, optim, tr
 
 def test_checkpoint_folder_is_complete_and_pointed_to(tmp_path):
     tr, _ = data()
-    trainer = Trainer(config(tmp_path, train={"steps": 6, "ckpt_every": 2, "keep_checkpoints": 2}), tr, **QUIET)
+    trainer = Trainer(
+        config(tmp_path, train={"steps": 6, "ckpt_every": 2, "keep_checkpoints": 2}), tr, **QUIET
+    )
     trainer.fit()
     root = tmp_path / "checkpoints"
     assert sorted(p.name for p in root.iterdir()) == ["latest", "step_00000004", "step_00000006"]
@@ -131,7 +139,9 @@ def test_a_killed_process_resumes_bit_for_bit(tmp_path):
     b = read_records(run / "metrics.jsonl")
     assert [r["step"] for r in b] == list(range(1, 9))
     assert [r["loss"] for r in b] == [r["loss"] for r in straight]
-    for (k, v), w in zip(resumed.model.state_dict().items(), _final_params(tmp_path / "straight"), strict=True):
+    for (k, v), w in zip(
+        resumed.model.state_dict().items(), _final_params(tmp_path / "straight"), strict=True
+    ):
         assert torch.equal(v, w), k
 
 

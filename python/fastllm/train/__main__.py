@@ -39,7 +39,9 @@ def build_data(config: TrainConfig):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(prog="python -m fastllm.train", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m fastllm.train", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--config", default=None, help="a run config TOML (default: all defaults)")
     ap.add_argument("--describe", action="store_true", help="print every knob and exit")
     args, overrides = ap.parse_known_args(argv)

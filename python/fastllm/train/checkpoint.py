@@ -85,7 +85,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
@@ -130,7 +130,7 @@ def save(
     barrier()
     if rank == 0:
         if config_json is not None:
-            _write_atomic(tmp / "config.json", config_json)
+            write_atomic(tmp / "config.json", config_json)
         _fsync_dir(tmp)
         if final.exists():  # a rerun reaching a step saved before: swap, never leave a gap
             trash = root / f".old-{final.name}"
@@ -140,7 +140,7 @@ def save(
             shutil.rmtree(trash)
         else:
             os.replace(tmp, final)
-        _write_atomic(root / LATEST, final.name + "\n")
+        write_atomic(root / LATEST, final.name + "\n")
         _fsync_dir(root)
         if keep:
             _prune(root, keep, final)
@@ -168,7 +168,9 @@ def load(
     if optimizer is None:
         set_model_state_dict(model, state["model"])
         return {}, {}
-    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    set_state_dict(
+        model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"]
+    )
     return pickle.loads(state["train"]), pickle.loads(state[f"rank{rank}"])
 
 

@@ -39,7 +39,9 @@ class LoopConfig:
     steps: int = field(default=200, metadata=_doc("optimizer steps of the whole run"))
     batch: int = field(
         default=16,
-        metadata=_doc("global batch in sequences per optimizer step (all ranks, all micro-batches)"),
+        metadata=_doc(
+            "global batch in sequences per optimizer step (all ranks, all micro-batches)"
+        ),
     )
     seq: int = field(default=128, metadata=_doc("tokens per sequence (<= model.max_seq_len)"))
     grad_accum: int = field(
@@ -60,38 +62,73 @@ class LoopConfig:
     )
     spike_factor: float = field(
         default=3.0,
-        metadata=_doc("skip updates whose loss or grad norm exceeds this × running median; 0 = off"),
+        metadata=_doc(
+            "skip updates whose loss or grad norm exceeds this × running median; 0 = off"
+        ),
     )
     spike_window: int = field(default=50, metadata=_doc("accepted steps in the running median"))
     spike_min_history: int = field(
         default=10, metadata=_doc("accepted steps before outliers are judged (non-finite always)")
     )
-    eval_every: int = field(default=50, metadata=_doc("validate every N steps; 0 = at the end only"))
+    eval_every: int = field(
+        default=50, metadata=_doc("validate every N steps; 0 = at the end only")
+    )
     eval_batches: int = field(default=8, metadata=_doc("micro-batches per rank in a validation"))
     log_every: int = field(default=10, metadata=_doc("write a metrics record every N steps"))
-    ckpt_every: int = field(default=100, metadata=_doc("checkpoint every N steps; 0 = at the end only"))
+    ckpt_every: int = field(
+        default=100, metadata=_doc("checkpoint every N steps; 0 = at the end only")
+    )
     keep_checkpoints: int = field(default=2, metadata=_doc("checkpoints kept on disk; 0 = all"))
-    resume: bool = field(default=True, metadata=_doc("continue from out_dir/checkpoints/latest if any"))
-    out_dir: str = field(default="runs/tiny", metadata=_doc("metrics, checkpoints and plots go here"))
+    resume: bool = field(
+        default=True, metadata=_doc("continue from out_dir/checkpoints/latest if any")
+    )
+    out_dir: str = field(
+        default="runs/tiny", metadata=_doc("metrics, checkpoints and plots go here")
+    )
     seed: int = field(default=0, metadata=_doc("seed of init, data order and sampling"))
-    device: str = field(default="auto", metadata=_doc("auto (cuda if available, else cpu), cpu or cuda"))
+    device: str = field(
+        default="auto", metadata=_doc("auto (cuda if available, else cpu), cpu or cuda")
+    )
     peak_tflops: float = field(
-        default=0.0, metadata=_doc("peak TFLOP/s per device for MFU; 0 = 989 (H100 bf16) on cuda, none on cpu")
+        default=0.0,
+        metadata=_doc("peak TFLOP/s per device for MFU; 0 = 989 (H100 bf16) on cuda, none on cpu"),
     )
     progress: bool = field(default=True, metadata=_doc("show a progress bar on rank 0"))
-    tensorboard: bool = field(default=True, metadata=_doc("also write TensorBoard events when installed"))
-    dist_timeout_s: float = field(default=600.0, metadata=_doc("timeout of collectives under torchrun"))
+    tensorboard: bool = field(
+        default=True, metadata=_doc("also write TensorBoard events when installed")
+    )
+    dist_timeout_s: float = field(
+        default=600.0, metadata=_doc("timeout of collectives under torchrun")
+    )
 
     def __post_init__(self) -> None:
-        for key in ("steps", "batch", "seq", "grad_accum", "spike_window", "eval_batches", "log_every"):
+        for key in (
+            "steps",
+            "batch",
+            "seq",
+            "grad_accum",
+            "spike_window",
+            "eval_batches",
+            "log_every",
+        ):
             if getattr(self, key) < 1:
                 raise ValueError(f"train.{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("clip", "z_loss", "spike_factor", "eval_every", "ckpt_every", "keep_checkpoints",
-                    "spike_min_history", "peak_tflops"):
+        for key in (
+            "clip",
+            "z_loss",
+            "spike_factor",
+            "eval_every",
+            "ckpt_every",
+            "keep_checkpoints",
+            "spike_min_history",
+            "peak_tflops",
+        ):
             if getattr(self, key) < 0:
                 raise ValueError(f"train.{key} must be >= 0, got {getattr(self, key)}")
         if self.spike_factor and self.spike_factor <= 1:
-            raise ValueError(f"train.spike_factor must be > 1 (or 0 = off), got {self.spike_factor}")
+            raise ValueError(
+                f"train.spike_factor must be > 1 (or 0 = off), got {self.spike_factor}"
+            )
         if self.dtype not in DTYPES:
             raise ValueError(f"train.dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -120,15 +157,20 @@ class DataConfig:
 
     tokens: str = field(
         default="",
-        metadata=_doc("token file: .npy, or raw .bin of token_dtype; empty = bytes of the stdlib's sources"),
+        metadata=_doc(
+            "token file: .npy, or raw .bin of token_dtype; empty = bytes of the stdlib's sources"
+        ),
     )
     token_dtype: str = field(default="uint16", metadata=_doc("dtype of a raw .bin token file"))
-    val_fraction: float = field(default=0.02, metadata=_doc("tail of the tokens held out for validation"))
+    val_fraction: float = field(
+        default=0.02, metadata=_doc("tail of the tokens held out for validation")
+    )
     embedded_bytes: int = field(
         default=4_000_000, metadata=_doc("bytes of stdlib sources read for the embedded corpus")
     )
     tokenizer: str = field(
-        default="", metadata=_doc("tokenizer.json copied beside the run; empty = UTF-8 bytes as ids")
+        default="",
+        metadata=_doc("tokenizer.json copied beside the run; empty = UTF-8 bytes as ids"),
     )
     eos_id: int | None = field(
         default=None, metadata=_doc("document separator: positions restart after it (doc masking)")
@@ -139,7 +181,9 @@ class DataConfig:
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.token_dtype not in ("uint8", "uint16", "int32", "uint32", "int64"):
-            raise ValueError(f"data.token_dtype must be uint8, uint16, int32, uint32 or int64, got {self.token_dtype!r}")
+            raise ValueError(
+                f"data.token_dtype must be uint8, uint16, int32, uint32 or int64, got {self.token_dtype!r}"
+            )
         if self.embedded_bytes < 1:
             raise ValueError(f"data.embedded_bytes must be >= 1, got {self.embedded_bytes}")
 
@@ -177,9 +221,7 @@ class TrainConfig:
         parts = {}
         for section, value in d.items():
             if section not in SECTIONS:
-                raise ValueError(
-                    f"{section}: unknown table; known tables: {', '.join(SECTIONS)}"
-                )
+                raise ValueError(f"{section}: unknown table; known tables: {', '.join(SECTIONS)}")
             if not isinstance(value, dict):
                 raise TypeError(f"{section} must be a table, got {type(value).__name__}")
             parts[section] = (
@@ -190,7 +232,9 @@ class TrainConfig:
         return cls(**parts)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    def load(
+        cls, path: str | Path | None = None, overrides: list[str] | None = None
+    ) -> TrainConfig:
         """A TOML file (or the defaults) with dotted overrides applied."""
         data: dict[str, Any] = {}
         if path is not None:
@@ -246,7 +290,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         i += 1
         section, _, name = key.partition(".")
         if section not in SECTIONS:
-            raise ValueError(f"{key}: unknown table {section!r}; known tables: {', '.join(SECTIONS)}")
+            raise ValueError(
+                f"{key}: unknown table {section!r}; known tables: {', '.join(SECTIONS)}"
+            )
         if "." in name or not name:
             raise ValueError(f"{key}: expected --section.key")
         out.setdefault(section, {})[name] = parse_value(value)

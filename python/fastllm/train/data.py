@@ -105,7 +105,9 @@ class TokenStream:
         self._order_epoch, self._order = -1, torch.empty(0, dtype=torch.long)
 
     @classmethod
-    def factory(cls, tokens: torch.Tensor | np.ndarray, **kwargs: Any) -> Callable[[DataSpec], TokenStream]:
+    def factory(
+        cls, tokens: torch.Tensor | np.ndarray, **kwargs: Any
+    ) -> Callable[[DataSpec], TokenStream]:
         """A data factory for the loop: ``Trainer(cfg, TokenStream.factory(tokens))``."""
         tokens = as_long(tokens)
 
@@ -160,7 +162,10 @@ class TokenStream:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, mine in (("seq_len", self.seq_len), ("global_batch", self.batch_size * self.world_size)):
+        for key, mine in (
+            ("seq_len", self.seq_len),
+            ("global_batch", self.batch_size * self.world_size),
+        ):
             if state.get(key, mine) != mine:
                 raise ValueError(f"data state has {key}={state[key]}, this stream has {mine}")
         self.epoch, self.index = int(state["epoch"]), int(state["index"])

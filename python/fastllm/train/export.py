@@ -72,18 +72,30 @@ def hf_config(
 def hf_state_dict(model: Decoder, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     """The model's weights under Hugging Face Llama names (contiguous copies)."""
     c = model.config
-    sd = {k.replace("_orig_mod.", "").replace("module.", ""): v for k, v in model.state_dict().items()}
-    out = {"model.embed_tokens.weight": sd["tok_embeddings.weight"], "model.norm.weight": sd["norm.weight"]}
+    sd = {
+        k.replace("_orig_mod.", "").replace("module.", ""): v for k, v in model.state_dict().items()
+    }
+    out = {
+        "model.embed_tokens.weight": sd["tok_embeddings.weight"],
+        "model.norm.weight": sd["norm.weight"],
+    }
     if not c.tie_embeddings:
         out["lm_head.weight"] = sd["output.weight"]
     for i in range(c.n_layers):
         src, dst = f"layers.{i}.", f"model.layers.{i}."
-        for ours, theirs in (("wq", "q_proj"), ("wk", "k_proj"), ("wv", "v_proj"), ("wo", "o_proj")):
+        for ours, theirs in (
+            ("wq", "q_proj"),
+            ("wk", "k_proj"),
+            ("wv", "v_proj"),
+            ("wo", "o_proj"),
+        ):
             out[f"{dst}self_attn.{theirs}.weight"] = sd[f"{src}attention.{ours}.weight"]
             if c.qkv_bias:
                 bias = sd.get(f"{src}attention.{ours}.bias")
                 out[f"{dst}self_attn.{theirs}.bias"] = (
-                    bias if bias is not None else torch.zeros(c.dim, dtype=sd[f"{src}attention.wo.weight"].dtype)
+                    bias
+                    if bias is not None
+                    else torch.zeros(c.dim, dtype=sd[f"{src}attention.wo.weight"].dtype)
                 )
         for ours, theirs in (("w1", "gate_proj"), ("w3", "up_proj"), ("w2", "down_proj")):
             out[f"{dst}mlp.{theirs}.weight"] = sd[f"{src}feed_forward.{ours}.weight"]
@@ -113,7 +125,9 @@ def export_hf(
     if tokenizer_path is not None:
         shutil.copyfile(tokenizer_path, tmp / "tokenizer.json")
         specials = _special_tokens(Path(tokenizer_path))
-    save_file(hf_state_dict(model, DTYPES[dtype]), tmp / "model.safetensors", metadata={"format": "pt"})
+    save_file(
+        hf_state_dict(model, DTYPES[dtype]), tmp / "model.safetensors", metadata={"format": "pt"}
+    )
     config = hf_config(model.config, dtype, specials)
     (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     if specials:
@@ -121,7 +135,11 @@ def export_hf(
         name = next(k for k, v in specials.items() if v == eos)
         (tmp / "tokenizer_config.json").write_text(
             json.dumps(
-                {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": name, "bos_token": name},
+                {
+                    "tokenizer_class": "PreTrainedTokenizerFast",
+                    "eos_token": name,
+                    "bos_token": name,
+                },
                 indent=2,
             )
             + "\n"
@@ -138,7 +156,9 @@ def _special_tokens(path: Path) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m fastllm.train.export", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m fastllm.train.export", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--checkpoint", required=True, help="a checkpoint folder or a run's out_dir")
     ap.add_argument("--out", required=True, help="the Hugging Face model folder to write")
     ap.add_argument("--dtype", default="float32", choices=list(DTYPES))

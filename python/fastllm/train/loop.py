@@ -61,13 +61,15 @@ def apply_activation_checkpointing(model: Decoder) -> None:
 
 
 def loss_sums(
-    logits: torch.Tensor, labels: torch.Tensor
+    logits: torch.Tensor, labels: torch.Tensor, z_loss: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy and summed z-loss term logsumexp(logits)² over the
-    label tokens, in float32."""
+    """Summed cross-entropy and summed z-loss term logsumexp(logits)² (zero
+    unless ``z_loss``) over the label tokens, in float32."""
     flat = logits.flatten(0, 1).float()
     target = labels.flatten()
     ce = F.cross_entropy(flat, target, ignore_index=IGNORE, reduction="sum")
+    if not z_loss:
+        return ce, torch.zeros((), device=ce.device)
     valid = target != IGNORE
     z = (flat.logsumexp(-1).square() * valid).sum()
     return ce, z
@@ -131,7 +133,7 @@ class Trainer:
 
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "config.json").write_text(config.to_json())
+            ckpt.write_atomic(self.out_dir / "config.json", config.to_json())
             if tokenizer_path is not None:
                 shutil.copyfile(tokenizer_path, self.out_dir / "tokenizer.json")
         self.log(
@@ -181,7 +183,8 @@ class Trainer:
             sync = contextlib.nullcontext() if last or not ddp else self._no_sync()
             with sync:
                 logits = self._forward(self.net, batch)
-                ce, z = loss_sums(logits, batch["labels"].to(self.device, non_blocking=True))
+                labels = batch["labels"].to(self.device, non_blocking=True)
+                ce, z = loss_sums(logits, labels, z_loss=c.z_loss > 0)
                 loss = (ce + c.z_loss * z) * scale if c.z_loss else ce * scale
                 self.scaler.scale(loss).backward()
             sums += torch.stack([ce.detach(), z.detach()]).double()
@@ -201,8 +204,10 @@ class Trainer:
         else:
             self.guard.skip(reason)
             self.optimizer.zero_grad(set_to_none=True)
-            self.log(f"step {self.step + 1}: update skipped ({reason}: loss {loss_value:.4g}, "
-                     f"grad norm {grad_norm:.4g}); {self.guard.skips} skipped so far")
+            self.log(
+                f"step {self.step + 1}: update skipped ({reason}: loss {loss_value:.4g}, "
+                f"grad norm {grad_norm:.4g}); {self.guard.skips} skipped so far"
+            )
         self.scaler.update()
         self.scheduler.step()
         self.step += 1
@@ -247,7 +252,7 @@ class Trainer:
         for batch in islice(iter(self.val_data), self.config.train.eval_batches):
             logits = self._forward(self.model, batch)
             labels = batch["labels"].to(self.device)
-            ce, _ = loss_sums(logits, labels)
+            ce, _ = loss_sums(logits, labels, z_loss=False)
             sums += torch.stack([ce.double(), (labels != IGNORE).sum().double()])
         self.model.train(was_training)
         all_reduce_sum(sums)

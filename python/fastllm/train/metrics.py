@@ -37,7 +37,11 @@ class MetricsWriter:
         if self.tb is not None:
             step = record.get("step", 0)
             for key, value in record.items():
-                if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                if (
+                    key != "step"
+                    and isinstance(value, (int, float))
+                    and not isinstance(value, bool)
+                ):
                     self.tb.add_scalar(key, value, step)
 
     def truncate_after(self, step: int) -> None:
@@ -70,7 +74,9 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def plot_loss_curve(records: list[dict[str, Any]], path: str | Path, title: str = "") -> Path | None:
+def plot_loss_curve(
+    records: list[dict[str, Any]], path: str | Path, title: str = ""
+) -> Path | None:
     """Training (and validation) loss against step as a PNG; None, with a
     message, when matplotlib is not installed."""
     try:
