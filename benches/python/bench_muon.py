@@ -1,6 +1,6 @@
 """Muon vs AdamW: steps to reach AdamW's final validation loss (issue 8).
 
-    python benches/python/bench_muon.py [--steps 200] [--adamw-lrs 1e-3,3e-3,1e-2]
+    python benches/python/bench_muon.py [--steps 150] [--adamw-lrs 1e-3,3e-3,1e-2]
         [--muon-lrs 0.01,0.02,0.04] [--out runs/bench_muon]
 
 Same model (the tiny decoder over bytes, vocab 256), same data (the UTF-8
@@ -143,18 +143,23 @@ def plot(best: dict[str, dict], target: float, path: Path) -> bool:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--adamw-lrs", default="1e-3,3e-3,1e-2")
     ap.add_argument("--muon-lrs", default="0.01,0.02,0.04")
     ap.add_argument("--schedule", default="cosine", help="cosine, linear, wsd or constant")
     ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--dtype", default="bf16")
+    ap.add_argument("--dtype", default="fp32")
     ap.add_argument("--eval-every", type=int, default=10)
     ap.add_argument("--eval-batches", type=int, default=8)
     ap.add_argument("--bytes", type=int, default=2_000_000, help="bytes of stdlib sources")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: tiny matmuls gain little from 2, and lose much when cores are shared)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/bench_muon")
     args = ap.parse_args()
