@@ -56,6 +56,7 @@ def run(args, name: str, lr: float, adamw_lr: float, train, val) -> dict:
                 "log_every": args.steps,
                 "ckpt_every": 0,
                 "spike_factor": 0.0,  # judge the optimizers, not the guard
+                "spike_norm_factor": 0.0,
                 "progress": False,
                 "tensorboard": False,
                 "seed": args.seed,

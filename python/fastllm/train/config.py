@@ -62,9 +62,11 @@ class LoopConfig:
     )
     spike_factor: float = field(
         default=3.0,
-        metadata=_doc(
-            "skip updates whose loss or grad norm exceeds this × running median; 0 = off"
-        ),
+        metadata=_doc("skip an update whose loss exceeds this × the running median; 0 = off"),
+    )
+    spike_norm_factor: float = field(
+        default=10.0,
+        metadata=_doc("skip an update whose grad norm exceeds this × the running median; 0 = off"),
     )
     spike_window: int = field(default=50, metadata=_doc("accepted steps in the running median"))
     spike_min_history: int = field(
@@ -121,6 +123,7 @@ class LoopConfig:
             "ckpt_every",
             "keep_checkpoints",
             "spike_min_history",
+            "spike_norm_factor",
             "peak_tflops",
         ):
             if getattr(self, key) < 0:

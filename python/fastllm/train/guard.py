@@ -1,8 +1,9 @@
 """The loss-spike guard: skip an update whose loss or gradient norm is non-finite
 or an outlier, and count the skips.
 
-An outlier is a value above ``factor`` × the median of the last ``window``
-accepted values, judged once ``min_history`` updates were accepted (a median of
+An outlier is a loss above ``factor`` × the median of the last ``window``
+accepted losses, or a gradient norm above ``norm_factor`` × their median
+(norms swing more than losses in a healthy run, so their bar is higher), judged once ``min_history`` updates were accepted (a median of
 fewer is noise). Skipped values never enter the history, so a run of spikes
 cannot drag the median up. The history is part of the checkpoint: a resumed
 run judges exactly as the uninterrupted one would.
@@ -17,8 +18,15 @@ from typing import Any
 
 
 class SpikeGuard:
-    def __init__(self, factor: float = 3.0, window: int = 50, min_history: int = 10) -> None:
+    def __init__(
+        self,
+        factor: float = 3.0,
+        window: int = 50,
+        min_history: int = 10,
+        norm_factor: float | None = None,
+    ) -> None:
         self.factor, self.window, self.min_history = factor, window, min_history
+        self.norm_factor = factor if norm_factor is None else norm_factor
         self.losses: deque[float] = deque(maxlen=window)
         self.norms: deque[float] = deque(maxlen=window)
         self.skips = 0
@@ -30,10 +38,10 @@ class SpikeGuard:
             return "nonfinite_loss"
         if not math.isfinite(grad_norm):
             return "nonfinite_grad_norm"
-        if self.factor and len(self.losses) >= self.min_history:
-            if loss > self.factor * statistics.median(self.losses):
+        if len(self.losses) >= self.min_history:
+            if self.factor and loss > self.factor * statistics.median(self.losses):
                 return "loss_spike"
-            if grad_norm > self.factor * statistics.median(self.norms):
+            if self.norm_factor and grad_norm > self.norm_factor * statistics.median(self.norms):
                 return "grad_norm_spike"
         return None
 

@@ -115,7 +115,9 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.schedule, c.steps)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=c.dtype == "fp16")
-        self.guard = SpikeGuard(c.spike_factor, c.spike_window, c.spike_min_history)
+        self.guard = SpikeGuard(
+            c.spike_factor, c.spike_window, c.spike_min_history, c.spike_norm_factor
+        )
         self.step = 0
 
         self.micro_batch = c.micro_batch(self.dist.world_size)
@@ -198,6 +200,8 @@ class Trainer:
         )
         lr = self.scheduler.get_last_lr()[0]
         reason = self.guard.check(loss_value, grad_norm)
+        if reason == "nonfinite_grad_norm" and self.scaler.is_enabled():
+            reason = "fp16_overflow"  # the loss scaler lowers its scale and the run goes on
         if reason is None:
             self.scaler.step(self.optimizer)
             self.guard.accept(loss_value, grad_norm)
