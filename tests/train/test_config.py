@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fastllm.train import TrainConfig
 from fastllm.train.__main__ import main as train_main
 
-REPO_CONFIG = "configs/tiny.toml"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_toml_and_overrides(tmp_path):
@@ -33,11 +35,11 @@ def test_toml_and_overrides(tmp_path):
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
 
 
-def test_the_shipped_tiny_config_loads():
-    from pathlib import Path
-
-    cfg = TrainConfig.load(Path(__file__).resolve().parents[2] / REPO_CONFIG)
-    assert cfg.model.vocab_size == 256 and cfg.train.seq <= cfg.model.max_seq_len
+@pytest.mark.parametrize("name", ["tiny.toml", "125M.toml"])
+def test_the_shipped_run_configs_load(name):
+    cfg = TrainConfig.load(REPO / "configs" / name)
+    assert cfg.train.seq <= cfg.model.max_seq_len
+    assert cfg.train.micro_batch(1) >= 1
 
 
 @pytest.mark.parametrize(
