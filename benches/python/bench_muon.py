@@ -1,7 +1,7 @@
 """Muon vs AdamW: steps to reach AdamW's final validation loss (issue 8).
 
     python benches/python/bench_muon.py [--steps 150] [--adamw-lrs 1e-3,3e-3,1e-2]
-        [--muon-lrs 0.01,0.02,0.04] [--out runs/bench_muon]
+        [--muon-lrs 0.02,0.04,0.08] [--out runs/bench_muon]
 
 Same model (the tiny decoder over bytes, vocab 256), same data (the UTF-8
 bytes of the Python standard library's own sources, a held-out tail for
@@ -148,7 +148,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--adamw-lrs", default="1e-3,3e-3,1e-2")
-    ap.add_argument("--muon-lrs", default="0.01,0.02,0.04")
+    ap.add_argument("--muon-lrs", default="0.02,0.04,0.08")
     ap.add_argument("--schedule", default="cosine", help="cosine, linear, wsd or constant")
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--dtype", default="fp32")
