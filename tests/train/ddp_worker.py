@@ -10,6 +10,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, for tests.train.helpers
 
+import torch  # noqa: E402
+
 from fastllm.train import Trainer  # noqa: E402
 from fastllm.train.distributed import teardown  # noqa: E402
 from tests.train.helpers import config, data  # noqa: E402
@@ -30,6 +32,17 @@ def main() -> None:
         "val_loss": records[-1].get("val_loss"),
         "param_sum": float(sum(p.detach().double().sum() for p in trainer.model.parameters())),
     }
+    # Fresh objects resume from the checkpoint the run wrote at its end: every
+    # rank loads the shared model/optimizer and its own RNG and data position.
+    again = Trainer(cfg, *data(), log=lambda _: None)
+    result["resumed_step"] = again.step
+    result["resumed_equal"] = all(
+        torch.equal(a, b)
+        for a, b in zip(
+            trainer.model.state_dict().values(), again.model.state_dict().values(), strict=True
+        )
+    )
+    result["resumed_data"] = again.train_data.state_dict() == trainer.train_data.state_dict()
     print("RESULT " + json.dumps(result), flush=True)
     teardown()
     sys.stdout.flush()

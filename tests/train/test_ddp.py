@@ -54,6 +54,8 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     assert a["world"] == 2 and a["micro_batch"] == 2  # 8 = 2 ranks × 2 micro-steps × 2
     # Losses and norms are reduced over ranks: every rank reports the same.
     assert a["losses"] == b["losses"] and a["param_sum"] == b["param_sum"]
+    for r in lines:  # each rank resumed from the DCP checkpoint
+        assert r["resumed_step"] == 4 and r["resumed_equal"] and r["resumed_data"]
 
     single = Trainer(config(tmp_path / "one", **OVERRIDES), *data(), log=lambda _: None)
     assert single.micro_batch == 4
