@@ -58,6 +58,8 @@ def test_the_shipped_run_configs_load(name):
         (["--data.val_fraction", "1.5"], "data.val_fraction"),
         (["--trian.steps", "3"], "trian"),
         (["--train.spike_factor", "0.5"], "train.spike_factor"),
+        (["--train.steps", "5", "--schedule.warmup_steps", "10"], "schedule.warmup_steps"),
+        (["--schedule.name", "wsd", "--schedule.decay_frac", "2"], "schedule.decay_frac"),
     ],
 )
 def test_errors_name_the_field(overrides, field):

@@ -215,6 +215,7 @@ class TrainConfig:
             raise ValueError(
                 f"train.seq={self.train.seq} exceeds model.max_seq_len={self.model.max_seq_len}"
             )
+        self.schedule.factor(self.train.steps)  # schedule errors (warmup > steps) at load time
         if self.data.eos_id is not None and not 0 <= self.data.eos_id < self.model.vocab_size:
             raise ValueError(f"data.eos_id={self.data.eos_id} is outside model.vocab_size")
 
