@@ -46,3 +46,37 @@ def test_factory_takes_the_spec_and_eos_restarts_positions():
 def test_stdlib_bytes_is_deterministic():
     a, b = stdlib_bytes(50_000), stdlib_bytes(50_000)
     assert len(a) == 50_000 and (a == b).all() and a.max() < 256
+
+
+class _Sequences:
+    """A resumable source of single sequences, as the shard reader yields them."""
+
+    def __init__(self, n: int = 100, seq: int = 8) -> None:
+        self.n, self.seq, self.pos = n, seq, 0
+
+    def __iter__(self):
+        while self.pos < self.n:
+            i = self.pos
+            self.pos += 1
+            x = torch.arange(i, i + self.seq + 1)
+            yield {"input_ids": x[:-1], "labels": x[1:], "position_ids": torch.arange(self.seq)}
+
+    def state_dict(self):
+        return {"pos": self.pos}
+
+    def load_state_dict(self, state):
+        self.pos = state["pos"]
+
+
+def test_batched_stacks_sequences_and_resumes_at_the_last_batch():
+    from fastllm.train.data import Batched
+
+    a = Batched(_Sequences(), 4)
+    assert isinstance(a, Batches)
+    first = next(a)
+    assert first["input_ids"].shape == (4, 8) and first["position_ids"].shape == (4, 8)
+    next(a)
+    b = Batched(_Sequences(), 4)
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(next(a)["input_ids"], next(b)["input_ids"])
+    assert next(b)["input_ids"][0, 0] == 12

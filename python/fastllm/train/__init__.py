@@ -6,11 +6,12 @@
 """
 
 from fastllm.train.config import DataConfig, LoopConfig, TrainConfig
-from fastllm.train.data import Batches, DataSpec, TokenStream
+from fastllm.train.data import Batched, Batches, DataSpec, TokenStream
 from fastllm.train.guard import SpikeGuard
 from fastllm.train.loop import Trainer, apply_activation_checkpointing
 
 __all__ = [
+    "Batched",
     "Batches",
     "DataConfig",
     "DataSpec",

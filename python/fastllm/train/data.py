@@ -172,6 +172,36 @@ class TokenStream:
         self.seed = int(state.get("seed", self.seed))
 
 
+class Batched:
+    """Batches from a resumable source of single sequences (a dataset that yields
+    ``{"input_ids": [T], "labels": [T], "position_ids": [T]}`` dicts and has
+    ``state_dict()``, as the shard reader does): stacks ``batch_size`` of them
+    and forwards the position. Reads in the calling process, without workers
+    or prefetch, so the source's position is exactly that of the last batch."""
+
+    def __init__(self, source: Any, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.source, self.batch_size = source, batch_size
+        self._it: Iterator[dict[str, Any]] | None = None
+
+    def __iter__(self) -> Batched:
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        if self._it is None:
+            self._it = iter(self.source)
+        rows = [next(self._it) for _ in range(self.batch_size)]
+        return {key: torch.stack([torch.as_tensor(r[key]) for r in rows]).long() for key in rows[0]}
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.source.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.source.load_state_dict(state)
+        self._it = None
+
+
 def as_long(tokens: torch.Tensor | np.ndarray) -> torch.Tensor:
     """A flat int64 tensor (a copy of a read-only or memory-mapped array)."""
     if isinstance(tokens, torch.Tensor):
