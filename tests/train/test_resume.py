@@ -31,8 +31,9 @@ QUIET = dict(log=lambda _: None)
     [
         ({"name": "adamw"}, {"dtype": "fp32"}),
         ({"name": "muon"}, {"dtype": "bf16", "grad_accum": 2, "spike_min_history": 2}),
+        ({"name": "adamw"}, {"dtype": "fp16", "z_loss": 1e-3}),
     ],
-    ids=["adamw-fp32", "muon-bf16-accum"],
+    ids=["adamw-fp32", "muon-bf16-accum", "adamw-fp16-zloss"],
 )
 def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(tmp_path, optim, train):
     train = {"steps": 8, "eval_every": 4, **train}
