@@ -18,9 +18,36 @@ from fastllm.train.config import TrainConfig
 from fastllm.train.data import TokenStream, load_tokens, split, stdlib_bytes
 
 
+def shard_data(path: str, shuffle: bool):
+    """A factory of resumable batches over a shard set, endless (epoch after
+    epoch, reshuffled each), each rank reading its share."""
+    from fastllm.shards import PackedDataset, ShardLoader, ShardSet
+
+    shard_set = ShardSet(path)  # opened (and validated) once, at start
+
+    def make(spec):
+        ds = PackedDataset(
+            shard_set,
+            spec.seq_len,
+            batch_size=spec.batch_size,
+            seed=spec.seed,
+            shuffle=shuffle,
+            rank=spec.rank,
+            world_size=spec.world_size,
+            num_samples=1 << 62,
+        )
+        return ShardLoader(ds)
+
+    return make
+
+
 def build_data(config: TrainConfig):
     """(train factory, validation factory) for the ``[data]`` table."""
     d = config.data
+    if d.shards:
+        return shard_data(d.shards, d.shuffle), (
+            shard_data(d.val_shards, False) if d.val_shards else None
+        )
     if d.tokens:
         tokens = load_tokens(d.tokens, d.token_dtype)
     else:

@@ -158,6 +158,13 @@ class LoopConfig:
 class DataConfig:
     """What the command line trains on (the ``[data]`` table)."""
 
+    shards: str = field(
+        default="",
+        metadata=_doc("directory of a token shard set (manifest.json) to train on; wins over tokens"),
+    )
+    val_shards: str = field(
+        default="", metadata=_doc("shard set for validation (with data.shards; empty = none)")
+    )
     tokens: str = field(
         default="",
         metadata=_doc(
