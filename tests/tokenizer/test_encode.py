@@ -172,6 +172,18 @@ def test_save_loads_in_hf_and_encodes_identically(cl100k_pair, tmp_path, corpus)
     assert again.encode_batch(docs, disallowed_special=()) == want
 
 
+def test_saved_file_loads_in_transformers(gpt2_pair, tmp_path, corpus):
+    transformers = pytest.importorskip("transformers")
+    ours, _ = gpt2_pair
+    ours.save(tmp_path / "tokenizer.json")
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tokenizer.json"))
+    docs = [d[:5000] for d in corpus[::60]]
+    assert [fast.encode(d, add_special_tokens=False) for d in docs] == ours.encode_batch(
+        docs, allowed_special="all"
+    )
+    assert fast.decode(ours.encode("Hello  world")) == "Hello  world"
+
+
 def test_malformed_tokenizer_files(tmp_path, shared_data):
     good = json.loads((shared_data / "tokenizers" / "gpt2" / "tokenizer.json").read_text())
     cases = {
@@ -210,3 +222,18 @@ def test_malformed_tokenizer_files(tmp_path, shared_data):
 
 
 GPT4_PATTERN_FOR_TEST = fastllm.tokenizer.GPT4_PATTERN
+
+
+def test_qwen_style_nfc_normalizer_matches_hf(cl100k_pair, tmp_path):
+    # Qwen's tokenizer.json: NFC normalizer + Split + ByteLevel. Built here
+    # from cl100k (no Qwen file in the shared data), checked against HF.
+    tokenizers = pytest.importorskip("tokenizers")
+    ours, _ = cl100k_pair
+    doc = json.loads(ours.to_json())
+    doc["normalizer"] = {"type": "NFC"}
+    path = tmp_path / "qwen_style.json"
+    path.write_text(json.dumps(doc))
+    mine, ref = Tokenizer.from_file(path), tokenizers.Tokenizer.from_file(str(path))
+    for text in ["cafe\u0301 e\u0301te\u0301", "Å vs A\u030a", "한국어 \u1100\u1161", "plain"]:
+        assert mine.encode(text) == ref.encode(text).ids
+    assert mine.encode("e\u0301") == mine.encode("\u00e9")

@@ -127,15 +127,18 @@ pub fn from_json(text: &str) -> Result<Bpe> {
             "model.byte_fallback=true is not supported (not a byte-level BPE)",
         ));
     }
-    if !matches!(root.get("normalizer"), None | Some(Value::Null)) {
-        let t = root["normalizer"]
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("?");
-        return Err(bad(format!(
-            "normalizer {t:?} is not supported (only none)"
-        )));
-    }
+    let nfc = match root.get("normalizer") {
+        None | Some(Value::Null) => false,
+        Some(n) => match get_str(n, "type") {
+            Some("NFC") => true,
+            t => {
+                return Err(bad(format!(
+                    "normalizer {:?} is not supported (only none or NFC)",
+                    t.unwrap_or("?")
+                )))
+            }
+        },
+    };
     let pre = root
         .get("pre_tokenizer")
         .filter(|v| !v.is_null())
@@ -194,8 +197,10 @@ pub fn from_json(text: &str) -> Result<Bpe> {
         };
         merges.push((token_bytes(a)?, token_bytes(b)?));
     }
-    Bpe::from_merges(vocab, &merges, specials, &pattern, ignore_merges)
-        .map_err(|e| bad(e.to_string()))
+    let mut bpe = Bpe::from_merges(vocab, &merges, specials, &pattern, ignore_merges)
+        .map_err(|e| bad(e.to_string()))?;
+    bpe.set_nfc(nfc);
+    Ok(bpe)
 }
 
 /// Start of the atom that ends just before byte `end` of `p` (a class
@@ -310,7 +315,7 @@ pub fn to_json(bpe: &Bpe) -> String {
         "truncation": null,
         "padding": null,
         "added_tokens": added,
-        "normalizer": null,
+        "normalizer": if bpe.nfc() { json!({"type": "NFC"}) } else { Value::Null },
         "pre_tokenizer": {
             "type": "Sequence",
             "pretokenizers": [
@@ -381,6 +386,21 @@ mod tests {
     fn errors_name_what_is_wrong() {
         let e = from_json("{").err().unwrap().to_string();
         assert!(e.contains("not valid JSON"), "{e}");
+        let mut doc: Value = serde_json::from_str(&tiny_json(
+            json!({"type": "ByteLevel", "add_prefix_space": false, "use_regex": true}),
+        ))
+        .unwrap();
+        doc["normalizer"] = json!({"type": "NFKC"});
+        let e = from_json(&doc.to_string()).err().unwrap().to_string();
+        assert!(e.contains("normalizer \"NFKC\""), "{e}");
+        // NFC is read, applied and written back.
+        doc["normalizer"] = json!({"type": "NFC"});
+        let bpe = from_json(&doc.to_string()).unwrap();
+        assert_eq!(
+            bpe.encode_ordinary("e\u{301}"),
+            bpe.encode_ordinary("\u{e9}")
+        );
+        assert!(from_json(&to_json(&bpe)).unwrap().nfc());
         let e = from_json(&tiny_json(json!({"type": "Whitespace"})))
             .err()
             .unwrap()

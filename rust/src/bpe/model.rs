@@ -102,6 +102,9 @@ pub struct Bpe {
     ignore_merges: bool,
     /// Identifies this model to the per-thread piece cache.
     cache_id: u64,
+    /// Normalize ordinary text to NFC before splitting (HF `normalizer: NFC`,
+    /// as Qwen's tokenizer.json has).
+    nfc: bool,
 }
 
 impl Bpe {
@@ -256,6 +259,7 @@ impl Bpe {
             vocab_size,
             ignore_merges: false,
             cache_id: NEXT_MODEL_ID.fetch_add(1, Ordering::Relaxed),
+            nfc: false,
         })
     }
 
@@ -282,6 +286,15 @@ impl Bpe {
         }
         self.direct = direct;
         self.direct_short = short;
+    }
+
+    /// Normalize text to NFC before encoding (HF's NFC normalizer).
+    pub fn set_nfc(&mut self, on: bool) {
+        self.nfc = on;
+    }
+
+    pub fn nfc(&self) -> bool {
+        self.nfc
     }
 
     pub fn ignore_merges(&self) -> bool {
@@ -454,6 +467,14 @@ impl Bpe {
 
     /// Encode text with no special-token handling.
     pub fn encode_ordinary_into(&self, text: &str, out: &mut Vec<u32>) {
+        use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
+        if self.nfc && is_nfc_quick(text.chars()) != IsNormalized::Yes {
+            let normalized: String = text.nfc().collect();
+            for piece in self.pretok.split(&normalized) {
+                self.encode_piece(piece.as_bytes(), out);
+            }
+            return;
+        }
         for piece in self.pretok.split(text) {
             self.encode_piece(piece.as_bytes(), out);
         }
