@@ -83,9 +83,14 @@ def list_units(paths: list[str], html_pages_per_unit: int) -> list[Unit]:
     for p in map(Path, paths):
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
-            html = [f for f in files if _kind(f) == "html"]
-            for i in range(0, len(html), html_pages_per_unit):
-                add("html", p.name, html[i : i + html_pages_per_unit])
+            # HTML pages grouped by their directory, whose name is their source.
+            by_dir: dict[Path, list[Path]] = {}
+            for f in files:
+                if _kind(f) == "html":
+                    by_dir.setdefault(f.parent, []).append(f)
+            for parent, html in by_dir.items():
+                for i in range(0, len(html), html_pages_per_unit):
+                    add("html", parent.name, html[i : i + html_pages_per_unit])
             for f in files:
                 if _kind(f) != "html":
                     add(_kind(f), _stem(f.name).split(".")[0], [f])
