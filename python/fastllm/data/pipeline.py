@@ -478,5 +478,6 @@ def run(cfg: PipelineConfig) -> dict[str, Any]:
         from fastllm.data.pipeline_ray import run_ray
 
         return run_ray(cfg)
+    runner = Runner(cfg)  # loads the tokenizer and the filter hooks: config errors first
     Path(cfg.output.dir).mkdir(parents=True, exist_ok=True)
-    return Runner(cfg).run()
+    return runner.run()

@@ -226,7 +226,7 @@ def _html(unit: Unit, field: str, stats: Counter, errors: list[str]):
         try:
             with _open_binary(path) as f:
                 raw = f.read()
-        except (_READ_ERRORS, UnitError) as e:
+        except (*_READ_ERRORS, UnitError) as e:
             stats["drop:unreadable"] += 1
             errors.append(f"{path}: skipped, unreadable: {e}")
             continue

@@ -16,6 +16,8 @@ from typing import Protocol, runtime_checkable
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fastllm.data.config import ConfigError
+
 
 @runtime_checkable
 class Stage(Protocol):
@@ -82,10 +84,10 @@ def load_stage(spec: str) -> Stage:
     try:
         factory = getattr(importlib.import_module(mod_name), attr)
     except (ImportError, AttributeError) as e:
-        raise ValueError(f"filter.stages: cannot load {spec!r}: {e}") from None
+        raise ConfigError(f"filter.stages: cannot load {spec!r}: {e}") from None
     stage = factory()
     if not isinstance(stage, Stage):
-        raise ValueError(
+        raise ConfigError(
             f"filter.stages: {spec!r} returned {type(stage).__name__}, "
             "not a Stage (a callable with a .name)"
         )
