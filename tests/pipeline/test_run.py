@@ -188,3 +188,39 @@ def test_report_json_is_written_and_printed(corpus, tokenizer_path, tmp_path, ca
     assert np.isclose(
         r["totals"]["mb_per_s_per_core"] * r["totals"]["cores"], r["totals"]["mb_per_s"]
     )
+
+
+def test_shared_data(shared_data, tmp_path):
+    """A few real pages and a real JSONL.gz file with the GPT-2 tokenizer."""
+    import shutil
+
+    web = tmp_path / "web"
+    web.mkdir()
+    for p in sorted((shared_data / "html-dev" / "html").iterdir())[:30]:
+        shutil.copy(p, web / p.name)
+    tok = shared_data / "tokenizers" / "gpt2" / "tokenizer.json"
+    out = tmp_path / "out"
+    assert (
+        run_cli(
+            "--input",
+            web,
+            "--input",
+            shared_data / "text" / "code-00.jsonl.gz",
+            "--output",
+            out,
+            "--tokenizer",
+            tok,
+            "--filter.min_chars",
+            "200",
+        )
+        == 0
+    )
+    assert verify(out / "shards") == []
+    r = report(out)
+    m = read_manifest(out / "shards")
+    assert m["dtype"] == "uint16" and m["tokenizer"]["vocab_size"] == 50257
+    assert r["stages"]["read"]["docs_in"] > 30
+    assert 20 <= m["sources"]["web"]["documents"] <= 30
+    assert m["sources"]["code-00"]["documents"] > 0
+    docs = decoded(out, tok)
+    assert all(len(d) >= 200 for d in docs)
