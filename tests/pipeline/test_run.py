@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from fastllm.data.__main__ import main
 from fastllm.shards import ShardSet, read_manifest, verify
 from fastllm.tokenizer import Tokenizer
 
@@ -43,6 +44,7 @@ def test_end_to_end(corpus, tokenizer_path, tmp_path):
         == 0
     )
     assert verify(out / "shards") == []
+    assert main(["verify", str(out / "shards")]) == 0
     docs = decoded(out, tokenizer_path)
     texts = [prose(i, 60 + i % 40) for i in range(32)]
     # Every non-HTML document but the exact and the near duplicate, once.
@@ -113,7 +115,7 @@ def test_changed_input_redoes_only_that_unit(corpus, tokenizer_path, tmp_path):
     assert len(list((out / "work").glob("*.json"))) == 5  # the stale unit is gone
 
 
-@pytest.mark.parametrize("kill_at", ["unit:2", "shard:2"])
+@pytest.mark.parametrize("kill_at", ["unit:2", "batch:6", "shard:2"])
 def test_kill_9_then_rerun_is_byte_identical(tmp_path, tokenizer_path, kill_at):
     corpus = make_corpus(tmp_path)
     args = [
@@ -134,9 +136,14 @@ def test_kill_9_then_rerun_is_byte_identical(tmp_path, tokenizer_path, kill_at):
     assert not (out / "shards").exists()
     if kill_at.startswith("shard"):
         assert any((out / ".shards.tmp").iterdir())  # shards were half written
+    if kill_at.startswith("batch"):
+        assert list((out / "work").glob(".*.tmp"))  # a unit was half written
     p = run_subprocess(*args, "--output", out)
     assert p.returncode == 0, p.stderr
-    assert report(out)["resumed_units"] == (2 if kill_at == "unit:2" else 5)
+    resumed = {"unit:2": 2, "shard:2": 5}.get(kill_at)
+    if resumed is not None:
+        assert report(out)["resumed_units"] == resumed
+    assert not list((out / "work").glob(".*"))
     assert verify(out / "shards") == []
     assert len(sha256_dir(ref / "shards")) > 3  # several shards
     assert sha256_dir(out / "shards") == sha256_dir(ref / "shards")

@@ -68,7 +68,8 @@ def _cores() -> int:
 
 def _kill_hook(point: str, count: int) -> None:
     """Test hook: ``FASTLLM_PIPELINE_KILL=unit:2`` SIGKILLs this process after
-    the second unit is finished (``shard:N``: after the N-th batch added to
+    the second unit is finished (``batch:N``: after the N-th batch written
+    to a unit's temporary file; ``shard:N``: after the N-th batch added to
     the shard writer), so tests can interrupt a run at a known point."""
     want = os.environ.get("FASTLLM_PIPELINE_KILL")
     if want and want == f"{point}:{count}":
@@ -115,6 +116,7 @@ class Runner:
                 self.tokenizer = Tokenizer.from_file(cfg.tokenizer.path)
             except (OSError, ValueError) as e:
                 raise ConfigError(f"tokenizer.path: {cfg.tokenizer.path}: {e}") from None
+        self._batches = 0  # batches written in this process (for the kill hook)
         self.fingerprint = cfg.fingerprint("input", "filter", "dedup") + (
             "x" if cfg.run.extract else "r"
         )
@@ -201,6 +203,8 @@ class Runner:
                     sst.seconds += time.perf_counter() - s0
                     writer.write_table(sig)
                     rows += len(table)
+                    self._batches += 1
+                    _kill_hook("batch", self._batches)
                 sink.flush()
                 os.fsync(sink.fileno())
             os.replace(tmp, arrow)
