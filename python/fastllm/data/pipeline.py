@@ -286,7 +286,9 @@ class Runner:
         d = self.cfg.dedup
         t0 = time.perf_counter()
         hashes, sigs, nbytes = [], [], []
+        bar = _progress(self.cfg.run.progress, total=len(records), desc="dedup", unit="unit")
         for _, t in self.tables(records, work, ["hash0", "hash1", "minhash", "text"]):
+            bar.update(1)
             hashes.append(
                 np.stack([t.column("hash0").to_numpy(), t.column("hash1").to_numpy()], axis=1)
             )
@@ -315,6 +317,7 @@ class Runner:
             keep[idx[near]] = False
             if near.any():
                 stats.dropped["near_duplicate"] = int(near.sum())
+        bar.close()
         stats.docs_out = int(keep.sum())
         stats.bytes_out = int(lengths[keep].sum())
         stats.seconds = time.perf_counter() - t0
