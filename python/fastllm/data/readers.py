@@ -1,0 +1,237 @@
+"""Inputs as restartable units, read as Arrow batches.
+
+A *unit* is what a rerun skips when finished: one JSONL/Parquet/text file, or
+up to ``input.html_pages_per_unit`` HTML pages (``.html``/``.htm``, optionally
+``.gz``) of one directory. A unit yields ``pyarrow.Table`` batches of ``id``
+(``file:line`` or ``file``), ``source`` and either ``text`` (string) or
+``html`` (binary, for the extract stage).
+
+Bad input never raises out of a batch: a line that is not JSON, a page that
+cannot be decompressed, an empty document are counted as drop reasons
+(``stats``); invalid UTF-8 is repaired with U+FFFD and counted. A file that
+cannot be read to its end (a truncated ``.gz``) raises :class:`UnitError`
+naming the file; the pipeline skips that unit and reports it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+_HTML = (".html", ".htm")
+_JSONL = (".jsonl", ".json", ".ndjson")
+
+
+class UnitError(Exception):
+    """A unit could not be read; the message names the file and the cause."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    index: int
+    kind: str  # "jsonl" | "parquet" | "text" | "html"
+    source: str
+    files: tuple[Path, ...]
+
+    def key(self) -> str:
+        """Changes when any of the unit's files changes (path, size, mtime)."""
+        h = hashlib.sha256(self.kind.encode())
+        for f in self.files:
+            st = f.stat()
+            h.update(f"{f.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()[:16]
+
+    def nbytes(self) -> int:
+        return sum(f.stat().st_size for f in self.files)
+
+
+def _stem(name: str) -> str:
+    for ext in (".gz", ".zst"):
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def _kind(path: Path) -> str:
+    stem = _stem(path.name).lower()
+    if stem.endswith(_HTML):
+        return "html"
+    if stem.endswith(_JSONL):
+        return "jsonl"
+    if stem.endswith(".parquet"):
+        return "parquet"
+    return "text"
+
+
+def list_units(paths: list[str], html_pages_per_unit: int) -> list[Unit]:
+    """The units of the inputs, in a fixed order (inputs as given, files sorted)."""
+    units: list[Unit] = []
+
+    def add(kind: str, source: str, files: list[Path]) -> None:
+        units.append(Unit(len(units), kind, source, tuple(files)))
+
+    for p in map(Path, paths):
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+            # HTML pages grouped by their directory, whose name is their source.
+            by_dir: dict[Path, list[Path]] = {}
+            for f in files:
+                if _kind(f) == "html":
+                    by_dir.setdefault(f.parent, []).append(f)
+            for parent, html in by_dir.items():
+                for i in range(0, len(html), html_pages_per_unit):
+                    add("html", parent.name, html[i : i + html_pages_per_unit])
+            for f in files:
+                if _kind(f) != "html":
+                    add(_kind(f), _stem(f.name).split(".")[0], [f])
+        else:
+            add(_kind(p), _stem(p.name).split(".")[0], [p])
+    return units
+
+
+def _open_binary(path: Path) -> io.BufferedIOBase:
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if path.name.endswith(".zst"):
+        try:
+            import zstandard
+        except ImportError:
+            raise UnitError(f"{path}: reading .zst needs the 'zstandard' package") from None
+        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"))
+    return open(path, "rb")
+
+
+def _decode(raw: bytes, stats: Counter) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        stats["flag:invalid_utf8_repaired"] += 1
+        return raw.decode("utf-8", errors="replace")
+
+
+_READ_ERRORS = (OSError, EOFError, zlib.error, gzip.BadGzipFile)
+
+
+def read_unit(
+    unit: Unit, batch_size: int, text_field: str, stats: Counter, errors: list[str]
+) -> Iterator[pa.Table]:
+    """Arrow batches of the unit's documents; counts into ``stats``
+    (``docs``, ``bytes``, ``drop:<reason>``, ``flag:<what>``), messages
+    about skipped documents into ``errors``."""
+    reader = {"jsonl": _jsonl, "parquet": _parquet, "text": _text, "html": _html}[unit.kind]
+    ids: list[str] = []
+    docs: list = []
+    for doc_id, doc in reader(unit, text_field, stats, errors):
+        ids.append(doc_id)
+        docs.append(doc)
+        if len(docs) >= batch_size:
+            yield _table(unit, ids, docs)
+            ids, docs = [], []
+    if docs:
+        yield _table(unit, ids, docs)
+
+
+def _table(unit: Unit, ids: list[str], docs: list) -> pa.Table:
+    col = "html" if unit.kind == "html" else "text"
+    typ = pa.binary() if unit.kind == "html" else pa.string()
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.string()),
+            col: pa.array(docs, typ),
+            "source": pa.array([unit.source] * len(ids), pa.string()),
+        }
+    )
+
+
+def _jsonl(unit: Unit, field: str, stats: Counter, errors: list[str]):
+    (path,) = unit.files
+    lineno = 0
+    try:
+        with _open_binary(path) as f:
+            for lineno, line in enumerate(f, 1):
+                stats["bytes"] += len(line)
+                if not line.strip():
+                    continue
+                stats["docs"] += 1
+                try:
+                    record = json.loads(_decode(line, stats))
+                except json.JSONDecodeError:
+                    stats["drop:bad_json"] += 1
+                    continue
+                value = record.get(field) if isinstance(record, dict) else None
+                if not isinstance(value, str):
+                    stats[f"drop:no_{field}_field"] += 1
+                elif not value:
+                    stats["drop:empty"] += 1
+                else:
+                    yield f"{path.name}:{lineno}", value
+    except _READ_ERRORS as e:
+        raise UnitError(f"{path}: unreadable after line {lineno}: {e}") from None
+
+
+def _parquet(unit: Unit, field: str, stats: Counter, errors: list[str]):
+    import pyarrow.parquet as pq
+
+    (path,) = unit.files
+    try:
+        pf = pq.ParquetFile(path)
+        if field not in pf.schema_arrow.names:
+            raise UnitError(f"{path}: no column {field!r} (columns: {pf.schema_arrow.names})")
+        stats["bytes"] += path.stat().st_size
+        row = 0
+        for i in range(pf.num_row_groups):
+            for value in pf.read_row_group(i, columns=[field]).column(0).to_pylist():
+                stats["docs"] += 1
+                if isinstance(value, bytes):
+                    value = _decode(value, stats)
+                if not value:
+                    stats["drop:empty"] += 1
+                else:
+                    yield f"{path.name}:{row}", value
+                row += 1
+    except (pa.ArrowInvalid, *_READ_ERRORS) as e:
+        raise UnitError(f"{path}: unreadable Parquet: {e}") from None
+
+
+def _text(unit: Unit, field: str, stats: Counter, errors: list[str]):
+    (path,) = unit.files
+    try:
+        with _open_binary(path) as f:
+            raw = f.read()
+    except _READ_ERRORS as e:
+        raise UnitError(f"{path}: unreadable: {e}") from None
+    stats["bytes"] += len(raw)
+    stats["docs"] += 1
+    if not raw:
+        stats["drop:empty"] += 1
+        return
+    yield path.name, _decode(raw, stats)
+
+
+def _html(unit: Unit, field: str, stats: Counter, errors: list[str]):
+    # One page per file; a page that cannot be read is one dropped document,
+    # not a lost unit (pages are independent).
+    for path in unit.files:
+        stats["docs"] += 1
+        try:
+            with _open_binary(path) as f:
+                raw = f.read()
+        except (*_READ_ERRORS, UnitError) as e:
+            stats["drop:unreadable"] += 1
+            errors.append(f"{path}: skipped, unreadable: {e}")
+            continue
+        stats["bytes"] += len(raw)
+        if not raw.strip():
+            stats["drop:empty"] += 1
+            continue
+        yield os.path.relpath(path, path.parent.parent), raw

@@ -1,0 +1,113 @@
+"""Helpers for the pipeline tests: a small trained tokenizer, a small mixed
+corpus made in tmp_path, and the CLI run in-process or as a subprocess."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from fastllm.data.__main__ import main
+from fastllm.tokenizer import Tokenizer
+
+REPO = Path(__file__).resolve().parents[2]
+
+WORDS = (
+    "the quick brown fox jumps over a lazy dog while seven wizards quietly hex "
+    "numbers of every kind river mountain garden window morning evening"
+).split()
+
+
+def prose(seed: int, words: int) -> str:
+    """Deterministic pseudo-text, different for each seed."""
+    out, x = [], seed * 2654435761 % 2**32 + 1
+    for _ in range(words):
+        x = (x * 1103515245 + 12345) % 2**31
+        out.append(WORDS[x % len(WORDS)])
+    return " ".join(out) + "."
+
+
+def page(title: str, body: str) -> str:
+    paras = "".join(f"<p>{p}</p>" for p in body.split(". "))
+    return (
+        f"<html lang='en'><head><title>{title}</title></head><body>"
+        f"<nav><a href='/'>Home</a> <a href='/about'>About</a></nav>"
+        f"<article><h1>{title}</h1>{paras}</article>"
+        f"<footer>Copyright 2024, all rights reserved</footer></body></html>"
+    )
+
+
+@pytest.fixture(scope="session")
+def tokenizer_path(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("tok") / "tokenizer.json"
+    Tokenizer.train([prose(i, 80) for i in range(50)], 320, show_progress=False).save(p)
+    return p
+
+
+def make_corpus(root: Path) -> Path:
+    """JSONL, JSONL.gz, text and Parquet files and a directory of HTML pages,
+    with one exact and one near duplicate and a few too-short documents."""
+    d = root / "corpus"
+    (d / "web").mkdir(parents=True)
+    docs = [prose(i, 60 + i % 40) for i in range(40)]
+    with open(d / "a.jsonl", "w") as f:
+        for t in docs[:15]:
+            f.write(json.dumps({"text": t}) + "\n")
+        f.write(json.dumps({"text": "tiny"}) + "\n")
+        f.write(json.dumps({"text": docs[3].upper()}) + "\n")  # exact dup (normalized)
+    with gzip.open(d / "b.jsonl.gz", "wt") as f:
+        for t in docs[15:25]:
+            f.write(json.dumps({"text": t}) + "\n")
+        near = docs[16].split()
+        near[-3] = "zebra"
+        f.write(json.dumps({"text": " ".join(near)}) + "\n")  # near dup
+    (d / "c.txt").write_text(docs[25])
+    pq.write_table(pa.table({"text": docs[26:32]}), d / "d.parquet", row_group_size=4)
+    for i, t in enumerate(docs[32:40]):
+        (d / "web" / f"{i:03d}.html").write_text(page(f"Page {i}", t))
+    with gzip.open(d / "web" / "100.html.gz", "wt") as f:
+        f.write(page("Zipped", prose(99, 70)))
+    (d / "web" / "101.html").write_text("<html><body><nav>only a menu</nav></body></html>")
+    return d
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    return make_corpus(tmp_path)
+
+
+def run_cli(*args: str) -> int:
+    return main(["run", *map(str, args), "--no-progress"])
+
+
+def run_subprocess(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO / "python") + os.pathsep + e.get("PYTHONPATH", "")
+    e.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "fastllm.data", "run", *map(str, args), "--no-progress"],
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def sha256_dir(d: Path) -> dict[str, str]:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(d.iterdir())
+        if p.is_file()
+    }
+
+
+def report(out: Path) -> dict:
+    return json.loads((out / "report.json").read_text())
