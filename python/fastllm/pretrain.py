@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fastllm._io import write_text_atomic
+
 # The embedded default: the tiny model, a 4k BPE, a few minutes on 2 CPU cores.
 DEFAULT_RUN: dict[str, dict[str, Any]] = {
     "model": {"size": "tiny", "max_seq_len": 256},
@@ -98,7 +100,7 @@ def build_corpus(out: Path) -> Stage:
     train = [docs[i] for k, i in enumerate(keep) if k % VAL_EVERY != VAL_EVERY - 1]
     val = [docs[i] for k, i in enumerate(keep) if k % VAL_EVERY == VAL_EVERY - 1]
     for path, part in ((train_path, train), (val_path, val)):
-        _write_atomic(path, "".join(json.dumps({"id": p, "text": t}) + "\n" for p, t in part))
+        write_text_atomic(path, "".join(json.dumps({"id": p, "text": t}) + "\n" for p, t in part))
     stage.info = {
         "documents": len(docs),
         "bytes": sum(len(t.encode()) for t in texts),
@@ -107,7 +109,7 @@ def build_corpus(out: Path) -> Stage:
         "train_documents": len(train),
         "val_documents": len(val),
     }
-    _write_atomic(out / "corpus" / "stats.json", json.dumps(stage.info, indent=2))
+    write_text_atomic(out / "corpus" / "stats.json", json.dumps(stage.info, indent=2))
     stage.seconds = time.perf_counter() - t0
     return stage
 
@@ -255,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if trainer.dist.is_main:
         report = {"stages": [s.__dict__ for s in stages], "samples": texts}
-        _write_atomic(out / "report.json", json.dumps(report, indent=2))
+        write_text_atomic(out / "report.json", json.dumps(report, indent=2))
         print()
         print(f"{'stage':<10} {'time':>8}  {'':6} details")
         for s in stages:
@@ -272,13 +274,6 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         os._exit(0)
     return 0
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

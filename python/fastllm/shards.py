@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import struct
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from fastllm import _core
+from fastllm._io import write_json_atomic
 
 log = logging.getLogger("fastllm.shards")
 
@@ -158,20 +158,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def tokenizer_sha256(tokenizer: Any) -> str:
     """sha256 of the tokenizer's ``tokenizer.json`` text (its canonical
     ``to_json()`` form, so a file and the object loaded from it agree)."""
@@ -286,7 +272,7 @@ class ShardWriter:
             "sources": sources,
             "shards": shards,
         }
-        _write_json_atomic(self.dir / MANIFEST, self.manifest)
+        write_json_atomic(self.dir / MANIFEST, self.manifest)
         return self.manifest
 
     def abort(self) -> None:

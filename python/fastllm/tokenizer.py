@@ -9,14 +9,13 @@ special-token policy; Rust does the work with the GIL released.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Collection, Iterable, Sequence
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from fastllm import _core
+from fastllm._io import write_text_atomic
 
 #: GPT-2's split pattern (tiktoken's equivalent form).
 GPT2_PATTERN = (
@@ -136,19 +135,7 @@ class Tokenizer:
         """Write a ``tokenizer.json`` that ``tokenizers.Tokenizer.from_file``
         and ``transformers.PreTrainedTokenizerFast(tokenizer_file=...)`` load
         and that encodes identically there. The write is atomic."""
-        path = Path(path)
-        data = self.to_json()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomic(path, self.to_json())
 
     # ---- encoding -----------------------------------------------------
     def _special_args(self, allowed_special: Specials, disallowed_special: Specials):

@@ -4,12 +4,10 @@ Printed as a table and written as JSON (atomically)."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
+
+from fastllm._io import write_json_atomic  # noqa: F401  (re-exported for the pipeline)
 
 
 @dataclass
@@ -46,20 +44,6 @@ def merge(into: dict[str, StageStats], more: dict[str, Any]) -> None:
 
 def stages_dict(stages: dict[str, StageStats]) -> dict[str, Any]:
     return {k: asdict(v) for k, v in stages.items()}
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _mb(n: int) -> str:
