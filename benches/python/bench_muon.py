@@ -2,7 +2,7 @@
 
     python benches/python/bench_muon.py [--steps 150] [--adamw-lrs 1e-3,3e-3,1e-2]
         [--muon-lrs 0.02,0.04,0.08] [--out runs/bench_muon]
-    python benches/python/bench_muon.py --overhead-only [--steps 40]
+    python benches/python/bench_muon.py --overhead-only [--steps 40] [--ns-dtype auto]
 
 Same model (the tiny decoder over bytes, vocab 256), same data (the UTF-8
 bytes of the Python standard library's own sources, a held-out tail for
@@ -47,6 +47,7 @@ def run(args, name: str, lr: float, adamw_lr: float, train, val) -> dict:
     optim = {"name": name, "lr": adamw_lr if name == "muon" else lr, "weight_decay": 0.0}
     if name == "muon":
         optim["muon_lr"] = lr
+        optim["muon_ns_dtype"] = args.ns_dtype
     cfg = TrainConfig.from_dict(
         {
             "model": {"size": "tiny", "vocab_size": 256, "max_seq_len": args.seq},
@@ -174,6 +175,11 @@ def main() -> int:
     ap.add_argument("--schedule", default="cosine", help="cosine, linear, wsd or constant")
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--dtype", default="fp32")
+    ap.add_argument(
+        "--ns-dtype",
+        default="auto",
+        help="Muon's Newton-Schulz dtype: auto (bf16 on CUDA, fp32 elsewhere), bf16 or fp32",
+    )
     ap.add_argument("--eval-every", type=int, default=10)
     ap.add_argument("--eval-batches", type=int, default=8)
     ap.add_argument("--bytes", type=int, default=2_000_000, help="bytes of stdlib sources")

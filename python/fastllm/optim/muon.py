@@ -157,6 +157,13 @@ class Muon(torch.optim.Optimizer):
         )
         super().__init__(params, defaults)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # load_state_dict goes through here: a state dict saved before a group
+        # setting existed gets its default (ns_dtype came later).
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("ns_dtype", None)
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
         g = self.param_groups[-1]
