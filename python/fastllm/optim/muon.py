@@ -74,10 +74,17 @@ def newton_schulz(
             X = torch.addmm(X, B, X, beta=a)
     else:
         X = X / torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True).clamp(min=eps)
+        # Three workspaces written in place (X ping-pongs with Y): no
+        # allocations inside the loop.
+        k, m, _ = X.shape
+        A = X.new_empty(k, m, m)
+        B = torch.empty_like(A)
+        Y = torch.empty_like(X)
         for _ in range(steps):
-            A = X @ X.mT
-            B = torch.baddbmm(A, A, A, beta=b, alpha=c)
-            X = torch.baddbmm(X, B, X, beta=a)
+            torch.bmm(X, X.mT, out=A)
+            torch.baddbmm(A, A, A, beta=b, alpha=c, out=B)
+            torch.baddbmm(X, B, X, beta=a, out=Y)
+            X, Y = Y, X
     return X.mT if tall else X
 
 
