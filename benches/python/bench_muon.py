@@ -2,6 +2,7 @@
 
     python benches/python/bench_muon.py [--steps 150] [--adamw-lrs 1e-3,3e-3,1e-2]
         [--muon-lrs 0.02,0.04,0.08] [--out runs/bench_muon]
+    python benches/python/bench_muon.py --overhead-only [--steps 40] [--ns-dtype auto]
 
 Same model (the tiny decoder over bytes, vocab 256), same data (the UTF-8
 bytes of the Python standard library's own sources, a held-out tail for
@@ -17,6 +18,11 @@ goal: <= 0.7). Also measured: the optimizer step's share of a training step
 Writes <out>/muon_vs_adamw.png (both curves), <out>/results.json (every run,
 the command, versions and machine) and prints a table. The default run takes
 a few minutes on 2 cores.
+
+``--overhead-only`` skips the sweep and the curves: one AdamW run (the first
+AdamW rate) and one Muon run (the first Muon rate) of ``--steps`` steps
+(default 40 there) without intermediate evaluation, and prints each
+optimizer step's median share of the training step (about half a minute).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ def run(args, name: str, lr: float, adamw_lr: float, train, val) -> dict:
     optim = {"name": name, "lr": adamw_lr if name == "muon" else lr, "weight_decay": 0.0}
     if name == "muon":
         optim["muon_lr"] = lr
+        optim["muon_ns_dtype"] = args.ns_dtype
     cfg = TrainConfig.from_dict(
         {
             "model": {"size": "tiny", "vocab_size": 256, "max_seq_len": args.seq},
@@ -142,9 +149,25 @@ def plot(best: dict[str, dict], target: float, path: Path) -> bool:
     return True
 
 
+def overhead_only(args, train, val) -> int:
+    adamw_lr = float(args.adamw_lrs.split(",")[0])
+    muon_lr = float(args.muon_lrs.split(",")[0])
+    adamw = run(args, "adamw", adamw_lr, adamw_lr, train, val)
+    muon = run(args, "muon", muon_lr, adamw_lr, train, val)
+    extra = (muon["median_optimizer_step_s"] - adamw["median_optimizer_step_s"]) / adamw[
+        "median_step_s"
+    ]
+    print(
+        f"Muon's optimizer step: {muon['optimizer_share']:.1%} of a training step "
+        f"(AdamW's: {adamw['optimizer_share']:.1%}; Muon's extra over AdamW: {extra:.1%} "
+        f"of AdamW's step); median over steps 6-{args.steps}"
+    )
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--steps", type=int, default=None, help="150 (40 with --overhead-only)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--adamw-lrs", default="1e-3,3e-3,1e-2")
@@ -152,6 +175,11 @@ def main() -> int:
     ap.add_argument("--schedule", default="cosine", help="cosine, linear, wsd or constant")
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--dtype", default="fp32")
+    ap.add_argument(
+        "--ns-dtype",
+        default="auto",
+        help="Muon's Newton-Schulz dtype: auto (bf16 on CUDA, fp32 elsewhere), bf16 or fp32",
+    )
     ap.add_argument("--eval-every", type=int, default=10)
     ap.add_argument("--eval-batches", type=int, default=8)
     ap.add_argument("--bytes", type=int, default=2_000_000, help="bytes of stdlib sources")
@@ -163,7 +191,17 @@ def main() -> int:
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/bench_muon")
+    ap.add_argument(
+        "--overhead-only",
+        action="store_true",
+        help="only time optimizer steps against training steps (one run per optimizer)",
+    )
     args = ap.parse_args()
+    if args.steps is None:
+        args.steps = 40 if args.overhead_only else 150
+    if args.overhead_only:
+        args.eval_every = 0
+        args.eval_batches = 1
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -178,6 +216,8 @@ def main() -> int:
         f"{len(tokens):,} bytes of stdlib sources; {args.steps} steps × {args.batch} × {args.seq}"
         f" = {tokens_per_run:,} tokens per run; {args.dtype}, {torch.get_num_threads()} threads"
     )
+    if args.overhead_only:
+        return overhead_only(args, train, val)
     runs = []
     print("AdamW sweep")
     for lr in map(float, args.adamw_lrs.split(",")):

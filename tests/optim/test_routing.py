@@ -107,6 +107,15 @@ def test_config_from_dict_names_bad_keys():
         OptimConfig.from_dict({"muon_lrr": 0.1})
     with pytest.raises(ValueError, match="optim.muon_scale"):
         OptimConfig(muon_scale="kj")
+    with pytest.raises(ValueError, match="optim.muon_ns_dtype must be one of auto, bf16, fp32"):
+        OptimConfig(muon_ns_dtype="fp16")
+
+
+def test_ns_dtype_from_the_config():
+    m = model()
+    assert build_optimizer(m, OptimConfig(name="muon")).param_groups[0]["ns_dtype"] is None
+    opt = build_optimizer(m, OptimConfig.from_dict({"name": "muon", "muon_ns_dtype": "bf16"}))
+    assert opt.param_groups[0]["ns_dtype"] == torch.bfloat16
     with pytest.raises(TypeError, match=r"optim.betas must have 2 items"):
         OptimConfig.from_dict({"betas": [0.9]})
 
@@ -140,6 +149,22 @@ def test_state_dict_round_trip():
         assert train_step(a, opt_a, seed=s) == train_step(b, opt_b, seed=s)
     for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters(), strict=True):
         assert torch.equal(p, q), n
+
+
+def test_loads_a_state_dict_saved_without_ns_dtype():
+    cfg = OptimConfig(name="muon")
+    a = model()
+    opt_a = build_optimizer(a, cfg)
+    train_step(a, opt_a)
+    old = copy.deepcopy(opt_a.state_dict())
+    for g in old["param_groups"]:
+        del g["ns_dtype"]  # the format before ns_dtype existed
+    b = model()
+    opt_b = build_optimizer(b, cfg)
+    opt_b.load_state_dict(old)
+    assert all(g["ns_dtype"] is None for g in opt_b.param_groups)
+    assert set(opt_b.state_dict()["state"]) == set(old["state"])
+    train_step(b, opt_b)
 
 
 def test_scheduler_drives_every_group():

@@ -4,7 +4,14 @@
 >>> opt = build_optimizer(model, OptimConfig(name="muon"))
 """
 
-from fastllm.optim.muon import NS_COEFFICIENTS, SCALES, Muon, newton_schulz, update_scale
+from fastllm.optim.muon import (
+    NS_COEFFICIENTS,
+    SCALES,
+    Muon,
+    default_ns_dtype,
+    newton_schulz,
+    update_scale,
+)
 from fastllm.optim.routing import (
     OptimConfig,
     Route,
@@ -32,6 +39,7 @@ __all__ = [
     "WarmupStableDecay",
     "build_optimizer",
     "build_scheduler",
+    "default_ns_dtype",
     "newton_schulz",
     "route_parameters",
     "routing_summary",

@@ -23,6 +23,14 @@ NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 SCALES = ("naive", "kellerjordan", "mup", "moonlight")
 
 
+def default_ns_dtype(device: torch.device | str) -> torch.dtype:
+    """The Newton–Schulz compute dtype for ``ns_dtype=None``: bfloat16 on CUDA
+    (tensor cores make bf16 matmuls several times faster than fp32, and the
+    iteration tolerates bf16 rounding), float32 elsewhere (CPUs without bf16
+    matmul units run small bf16 matmuls 2.5-5x slower than fp32 ones)."""
+    return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+
+
 def newton_schulz(
     G: Tensor,
     steps: int = 5,
@@ -31,33 +39,53 @@ def newton_schulz(
     dtype: torch.dtype = torch.bfloat16,
 ) -> Tensor:
     """Approximate msign(G) = U Vᵀ (G = U S Vᵀ) with the quintic Newton–Schulz
-    iteration X ← aX + (b·XXᵀ + c·(XXᵀ)²)X, in bfloat16.
+    iteration X ← aX + (b·XXᵀ + c·(XXᵀ)²)X, in bfloat16 by default.
 
-    G is divided by its Frobenius norm first (so every singular value is <= 1)
-    and the iteration runs on the wide orientation (a tall G is transposed),
-    where XXᵀ is the smaller Gram matrix. These coefficients trade exactness
-    for speed: singular values land in about [0.7, 1.2] rather than at 1.
-    Returns a tensor of G's shape in ``dtype`` (bfloat16 by default; float32
-    is for checking: bf16 rounding noise, ~2⁻⁸ of the norm, is amplified by the
-    iteration like a small singular value, so in bf16 the null space of a
-    rank-deficient G comes back with singular values up to ~0.7).
+    G is a matrix [m, n] or a batch of them [k, m, n]; a batch is iterated
+    with batched matmuls (one kernel per product for all k matrices), each
+    matrix on its own, as if passed alone.
+    Each matrix is divided by its Frobenius norm first (so every singular
+    value is <= 1) and the iteration runs on the wide orientation (a tall G is
+    transposed), where XXᵀ is the smaller Gram matrix. These coefficients trade
+    exactness for speed: singular values land in about [0.7, 1.2] rather than
+    at 1. Returns a tensor of G's shape in ``dtype``: bfloat16 suits GPUs;
+    float32 is faster on CPUs and more exact (bf16 rounding noise, ~2⁻⁸ of the
+    norm, is amplified by the iteration like a small singular value, so in bf16
+    the null space of a rank-deficient G comes back with singular values up to
+    ~0.7; in float32 it stays near 0).
     """
-    if G.ndim != 2:
-        raise ValueError(f"newton_schulz expects a 2-D matrix, got shape {tuple(G.shape)}")
+    if G.ndim not in (2, 3):
+        raise ValueError(
+            f"newton_schulz expects a 2-D matrix or a 3-D batch of them, got shape {tuple(G.shape)}"
+        )
     if steps < 0:
         raise ValueError(f"newton_schulz: steps must be >= 0, got {steps}")
     a, b, c = coefficients
     X = G.to(dtype)
-    tall = G.size(0) > G.size(1)
+    tall = G.size(-2) > G.size(-1)
     if tall:
-        X = X.T
-    X = X / X.norm().clamp(min=eps)
-    for _ in range(steps):
-        A = X @ X.T
-        # addmm fuses the scale into the matmul: one kernel, one rounding.
-        B = torch.addmm(A, A, A, beta=b, alpha=c)
-        X = torch.addmm(X, B, X, beta=a)
-    return X.T if tall else X
+        X = X.mT
+    if X.ndim == 2:
+        X = X / X.norm().clamp(min=eps)
+        for _ in range(steps):
+            A = X @ X.T
+            # addmm fuses the scale into the matmul: one kernel, one rounding.
+            B = torch.addmm(A, A, A, beta=b, alpha=c)
+            X = torch.addmm(X, B, X, beta=a)
+    else:
+        X = X / torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True).clamp(min=eps)
+        # Three workspaces written in place (X ping-pongs with Y): no
+        # allocations inside the loop.
+        k, m, _ = X.shape
+        A = X.new_empty(k, m, m)
+        B = torch.empty_like(A)
+        Y = torch.empty_like(X)
+        for _ in range(steps):
+            torch.bmm(X, X.mT, out=A)
+            torch.baddbmm(A, A, A, beta=b, alpha=c, out=B)
+            torch.baddbmm(X, B, X, beta=a, out=Y)
+            X, Y = Y, X
+    return X.mT if tall else X
 
 
 def update_scale(scale: str, shape: torch.Size | tuple[int, ...]) -> float:
@@ -94,6 +122,18 @@ class Muon(torch.optim.Optimizer):
     which the normalization inside newton_schulz removes.)
     The AdamW groups use ``betas`` and ``eps`` and their own ``lr`` and
     ``weight_decay`` (decoupled, as ``torch.optim.AdamW``).
+
+    ``ns_dtype`` is the Newton–Schulz compute dtype; None picks per device:
+    bfloat16 on CUDA (fast on tensor cores), float32 elsewhere (CPUs without
+    bf16 matmul units run the small bf16 matmuls 2.5-5x slower; see
+    :func:`default_ns_dtype`). A group may set its own.
+
+    A step orthogonalizes the matrices of a group that share a shape (after
+    turning tall ones wide) as one batch, and updates momentum, weights and the
+    AdamW state with ``torch._foreach_*`` ops: a handful of kernels per group
+    rather than per parameter. The state (``momentum_buffer`` per Muon
+    parameter; ``step``, ``exp_avg``, ``exp_avg_sq`` per AdamW parameter) is
+    per parameter as in ``torch.optim``.
     """
 
     def __init__(
@@ -106,6 +146,7 @@ class Muon(torch.optim.Optimizer):
         ns_steps: int = 5,
         scale: str = "kellerjordan",
         *,
+        ns_dtype: torch.dtype | None = None,
         betas: tuple[float, float] = (0.9, 0.95),
         eps: float = 1e-8,
     ) -> None:
@@ -116,11 +157,19 @@ class Muon(torch.optim.Optimizer):
             weight_decay=weight_decay,
             ns_steps=ns_steps,
             scale=scale,
+            ns_dtype=ns_dtype,
             use_muon=True,
             betas=tuple(betas),
             eps=eps,
         )
         super().__init__(params, defaults)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # load_state_dict goes through here: a state dict saved before a group
+        # setting existed gets its default (ns_dtype came later).
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("ns_dtype", None)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
@@ -140,6 +189,10 @@ class Muon(torch.optim.Optimizer):
         if g["scale"] not in SCALES:
             raise ValueError(
                 f"Muon param_groups[{i}].scale must be one of {', '.join(SCALES)}, got {g['scale']!r}"
+            )
+        if not (g["ns_dtype"] is None or isinstance(g["ns_dtype"], torch.dtype)):
+            raise ValueError(
+                f"Muon param_groups[{i}].ns_dtype must be a torch.dtype or None, got {g['ns_dtype']!r}"
             )
         if not (isinstance(g["ns_steps"], int) and g["ns_steps"] >= 1):
             raise ValueError(
@@ -169,39 +222,80 @@ class Muon(torch.optim.Optimizer):
 
     def _muon_step(self, group: dict[str, Any]) -> None:
         lr, wd, mu = group["lr"], group["weight_decay"], group["momentum"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            g = p.grad
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        grads = [p.grad for p in params]
+        bufs = []
+        for p in params:
             state = self.state[p]
             if "momentum_buffer" not in state:
-                state["momentum_buffer"] = torch.zeros_like(g)
-            buf = state["momentum_buffer"]
-            buf.lerp_(g, 1 - mu)
-            u = g.lerp(buf, mu) if group["nesterov"] else buf
-            o = newton_schulz(u, steps=group["ns_steps"])
-            p.mul_(1 - lr * wd)
-            p.add_(o, alpha=-lr * update_scale(group["scale"], p.shape))
+                state["momentum_buffer"] = torch.zeros_like(p.grad)
+            bufs.append(state["momentum_buffer"])
+        torch._foreach_lerp_(bufs, grads, 1 - mu)
+        updates = torch._foreach_lerp(grads, bufs, mu) if group["nesterov"] else bufs
+        if wd != 0:
+            torch._foreach_mul_(params, 1 - lr * wd)
+        # One batch per (device, dtype, wide shape): a tall matrix joins the
+        # wide ones of its transposed shape.
+        batches: dict[tuple[Any, ...], list[int]] = {}
+        for i, u in enumerate(updates):
+            m, n = u.shape
+            batches.setdefault((u.device, u.dtype, min(m, n), max(m, n)), []).append(i)
+        dtype = group["ns_dtype"]
+        for (device, _, _, _), idx in batches.items():
+            ns_dtype = default_ns_dtype(device) if dtype is None else dtype
+            wide = [
+                updates[i].T if params[i].size(0) > params[i].size(1) else updates[i] for i in idx
+            ]
+            if len(wide) == 1:
+                X = newton_schulz(wide[0], steps=group["ns_steps"], dtype=ns_dtype).unsqueeze(0)
+            else:
+                X = newton_schulz(torch.stack(wide), steps=group["ns_steps"], dtype=ns_dtype)
+            outs = [
+                x.T if params[i].size(0) > params[i].size(1) else x
+                for i, x in zip(idx, X.unbind(0), strict=True)
+            ]
+            # Parameters of one shape share a scale; tall and wide ones differ.
+            by_scale: dict[float, tuple[list[Tensor], list[Tensor]]] = {}
+            for i, o in zip(idx, outs, strict=True):
+                ps, os_ = by_scale.setdefault(
+                    update_scale(group["scale"], params[i].shape), ([], [])
+                )
+                ps.append(params[i])
+                os_.append(o)
+            for factor, (ps, os_) in by_scale.items():
+                torch._foreach_add_(ps, os_, alpha=-lr * factor)
 
     def _adamw_step(self, group: dict[str, Any]) -> None:
-        # The same arithmetic as torch.optim.AdamW's single-tensor path, so the
-        # AdamW half of a routed model matches a plain AdamW run.
+        # The arithmetic of torch.optim.AdamW's single-tensor path, per element,
+        # so the AdamW half of a routed model matches a plain AdamW run.
         lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
         beta1, beta2 = group["betas"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            g = p.grad
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        grads = [p.grad for p in params]
+        for p in params:
             state = self.state[p]
             if "step" not in state:
                 state["step"] = torch.tensor(0.0)
                 state["exp_avg"] = torch.zeros_like(p)
                 state["exp_avg_sq"] = torch.zeros_like(p)
-            state["step"] += 1
-            step = state["step"].item()
-            m, v = state["exp_avg"], state["exp_avg_sq"]
-            p.mul_(1 - lr * wd)
-            m.lerp_(g, 1 - beta1)
-            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            denom = (v.sqrt() / math.sqrt(1 - beta2**step)).add_(eps)
-            p.addcdiv_(m, denom, value=-lr / (1 - beta1**step))
+        states = [self.state[p] for p in params]
+        steps = [s["step"] for s in states]
+        exp_avgs = [s["exp_avg"] for s in states]
+        exp_avg_sqs = [s["exp_avg_sq"] for s in states]
+        torch._foreach_add_(steps, 1)
+        # The step counts as Python numbers with one conversion per group (the
+        # counts are CPU tensors, as in torch.optim, so this never syncs a GPU).
+        counts = torch.stack(steps).tolist()
+        if wd != 0:
+            torch._foreach_mul_(params, 1 - lr * wd)
+        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+        denoms = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_div_(denoms, [math.sqrt(1 - beta2**k) for k in counts])
+        torch._foreach_add_(denoms, eps)
+        torch._foreach_addcdiv_(params, exp_avgs, denoms, [-lr / (1 - beta1**k) for k in counts])

@@ -29,6 +29,7 @@ from fastllm.model.config import dataclass_from_dict
 from fastllm.optim.muon import SCALES, Muon
 
 HEAD_NAMES = ("output", "lm_head")
+NS_DTYPES = {"auto": None, "bf16": torch.bfloat16, "fp32": torch.float32}
 _WRAPPER_PREFIXES = (
     "_orig_mod.",
     "module.",
@@ -66,6 +67,12 @@ class OptimConfig:
         default="kellerjordan", metadata=_doc("update scale: naive, kellerjordan, mup, moonlight")
     )
     muon_weight_decay: float = field(default=0.0, metadata=_doc("Muon decoupled weight decay"))
+    muon_ns_dtype: str = field(
+        default="auto",
+        metadata=_doc(
+            "Newton-Schulz compute dtype: auto (bf16 on CUDA, fp32 elsewhere), bf16 or fp32"
+        ),
+    )
     muon_params: tuple[str, ...] = field(
         default=(), metadata=_doc("glob patterns of parameter names forced onto Muon")
     )
@@ -79,6 +86,10 @@ class OptimConfig:
         if self.muon_scale not in SCALES:
             raise ValueError(
                 f"optim.muon_scale must be one of {', '.join(SCALES)}, got {self.muon_scale!r}"
+            )
+        if self.muon_ns_dtype not in NS_DTYPES:
+            raise ValueError(
+                f"optim.muon_ns_dtype must be one of {', '.join(NS_DTYPES)}, got {self.muon_ns_dtype!r}"
             )
         for key in ("lr", "eps", "weight_decay", "muon_lr", "muon_weight_decay"):
             if getattr(self, key) < 0:
@@ -205,6 +216,7 @@ def build_optimizer(
         weight_decay=config.muon_weight_decay,
         ns_steps=config.muon_ns_steps,
         scale=config.muon_scale,
+        ns_dtype=NS_DTYPES[config.muon_ns_dtype],
         betas=config.betas,
         eps=config.eps,
     )
