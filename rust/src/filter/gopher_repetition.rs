@@ -76,56 +76,49 @@ fn split_newlines(text: &str, min: usize) -> Vec<&str> {
     out
 }
 
-/// The words laid end to end, with byte and character offsets of each
-/// word's start, so any n-gram is one slice of `joined` (its key) and its
-/// length a difference of two offsets (no per-n-gram allocation).
+/// Per-word hashes and character offsets, so that an n-gram's key is a
+/// mix of n word hashes and its length a difference of two offsets (no
+/// per-n-gram string). datatrove keys n-grams by their joined text; as
+/// words never contain the separator " " the two agree for `top_n_grams`,
+/// and for `dup_n_grams` (joined with "") they differ only where two
+/// different splits glue to the same string ("ab c" vs "a bc").
 struct Joined {
-    joined: String,
-    byte: Vec<usize>,
+    hash: Vec<u64>,
     chars: Vec<usize>,
 }
 
 impl Joined {
     fn new(words: &[&str], sep: &str) -> Self {
-        let mut joined = String::new();
-        let (mut byte, mut chars) = (
-            Vec::with_capacity(words.len() + 1),
-            Vec::with_capacity(words.len() + 1),
-        );
+        let sep_len = py_len(sep);
+        let mut chars = Vec::with_capacity(words.len() + 1);
         let mut nc = 0;
         for (i, w) in words.iter().enumerate() {
             if i > 0 {
-                joined.push_str(sep);
-                nc += sep.len();
+                nc += sep_len;
             }
-            byte.push(joined.len());
             chars.push(nc);
-            joined.push_str(w);
             nc += py_len(w);
         }
-        byte.push(joined.len() + sep.len());
-        chars.push(nc + sep.len());
-        Joined {
-            joined,
-            byte,
-            chars,
-        }
+        chars.push(nc + sep_len);
+        let hash = words.iter().map(|w| xxh3_64(w.as_bytes())).collect();
+        Joined { hash, chars }
     }
 
     /// Key and character length of words[i..i+n].
     fn gram(&self, i: usize, n: usize, sep: usize) -> (u64, usize) {
-        let (a, b) = (self.byte[i], self.byte[i + n] - sep);
-        (
-            xxh3_64(&self.joined.as_bytes()[a..b]),
-            self.chars[i + n] - sep - self.chars[i],
-        )
+        let mut k = n as u64;
+        for &h in &self.hash[i..i + n] {
+            k = (k.rotate_left(23) ^ h).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+        (k, self.chars[i + n] - sep - self.chars[i])
     }
 }
 
 /// Characters of the most frequent n-gram times its count; among equally
 /// frequent ones the first seen wins (`Counter.most_common(1)`).
 fn top_duplicate(j: &Joined, n_words: usize, n: usize) -> usize {
-    let mut counts: FxHashMap<u64, (usize, usize, usize)> = FxHashMap::default();
+    let mut counts: FxHashMap<u64, (usize, usize, usize)> =
+        FxHashMap::with_capacity_and_hasher(n_words, Default::default());
     for i in 0..=n_words - n {
         let (k, len) = j.gram(i, n, 1);
         let e = counts.entry(k).or_insert((0, i, len));
@@ -140,7 +133,8 @@ fn top_duplicate(j: &Joined, n_words: usize, n: usize) -> usize {
 /// datatrove's `find_all_duplicate`: characters of n-grams (words joined
 /// without spaces) seen before, skipping past each repeat.
 fn all_duplicate(j: &Joined, n_words: usize, n: usize) -> usize {
-    let mut seen: FxHashSet<u64> = FxHashSet::default();
+    // sized up front: growing the set was most of this function's time
+    let mut seen: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(n_words, Default::default());
     let (mut rep, mut i) = (0, 0);
     while i + n <= n_words {
         let (k, len) = j.gram(i, n, 0);

@@ -219,7 +219,8 @@ fn find_suffix(s: &str) -> usize {
         return s.len() - s.trim_end_matches('.').len();
     }
     // units / `%` / currency / `+` after a digit
-    for u in UNITS {
+    let has_digit = s.bytes().any(|b| b.is_ascii_digit());
+    for u in UNITS.iter().filter(|_| has_digit) {
         if s.len() > u.len() && s.ends_with(u) {
             let before = &s[..s.len() - u.len()];
             if last(before).is_some_and(|d| d.is_ascii_digit()) {
@@ -270,8 +271,20 @@ fn is_url(s: &str) -> bool {
     l > 4 && (s.contains("://") || s.starts_with("www.")) && !s.ends_with('.')
 }
 
+fn may_start_infix(c: char) -> bool {
+    matches!(
+        c,
+        '.' | '…' | '+' | '-' | '*' | '^' | ',' | '–' | '—' | '~' | ':' | '<' | '>' | '=' | '/'
+    ) || is_icon(c)
+}
+
 /// Pushes the infix-split pieces of `s` onto `out`.
 fn split_infixes<'a>(s: &'a str, out: &mut Vec<&'a str>) {
+    // most pieces have no infix character: skip the char table
+    if !s.chars().any(may_start_infix) {
+        out.push(s);
+        return;
+    }
     let cs: Vec<(usize, char)> = s.char_indices().collect();
     let n = cs.len();
     let at = |k: usize| if k < n { Some(cs[k].1) } else { None };
@@ -338,6 +351,24 @@ fn tokenize_span<'a>(span: &'a str, out: &mut Vec<&'a str>) {
     if let Some(toks) = ex.get(span) {
         out.extend(toks.iter().copied());
         return;
+    }
+    // Fast paths for most spans, giving what the general loop below would:
+    // a bare word or number, or a word with one trailing , ; : ! ?
+    let b = span.as_bytes();
+    if b.iter().all(u8::is_ascii_alphabetic) || b.iter().all(u8::is_ascii_digit) {
+        out.push(span);
+        return;
+    }
+    if let [body @ .., b',' | b';' | b':' | b'!' | b'?'] = b {
+        if !body.is_empty() && body.iter().all(u8::is_ascii_alphabetic) {
+            let body = &span[..body.len()];
+            match ex.get(body) {
+                Some(toks) => out.extend(toks.iter().copied()),
+                None => out.push(body),
+            }
+            out.push(&span[body.len()..]);
+            return;
+        }
     }
     let mut s = span;
     let mut suffixes: Vec<&'a str> = Vec::new();
