@@ -14,6 +14,7 @@ fastllm's four families chained on all threads.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import platform
 import sys
@@ -66,7 +67,6 @@ def main() -> None:
     texts = [t for _, t in docs]
     mb = sum(len(t.encode()) for t in texts) / 1e6
 
-    import datatrove
     from datatrove.data import Document
     from datatrove.pipeline import filters as dt
 
@@ -78,7 +78,7 @@ def main() -> None:
     }
     print(f"# {' '.join([sys.executable, *sys.argv])}")
     print(
-        f"# datatrove {datatrove.__version__ if hasattr(datatrove, '__version__') else '?'}, fastllm {fastllm.__version__}, "
+        f"# datatrove {importlib.metadata.version('datatrove')}, fastllm {fastllm.__version__}, "
         f"python {platform.python_version()}, {platform.machine()} {os.cpu_count()} cores"
     )
     print(f"# {len(texts)} documents, {mb:.2f} MB")

@@ -39,3 +39,15 @@ def load_pieces(
             for k, piece in enumerate(_pieces(d["text"], rng)):
                 out.append((f"{d['id']}@{k}", piece))
     return out
+
+
+def load_html_dev(html_dev: Path) -> list[tuple[str, str]]:
+    """(id, text) of the html-dev pages as fastllm's extractor gives them
+    (web text: short lines, menus that survived, lists)."""
+    from fastllm.data import extract_batch
+
+    gt = json.loads((html_dev / "ground-truth.json").read_text())
+    ids = sorted(gt)
+    pages = [gzip.decompress((html_dev / "html" / f"{i}.html.gz").read_bytes()) for i in ids]
+    texts = extract_batch(pages, urls=[gt[i]["url"] for i in ids]).texts
+    return [(f"html-dev/{i}", t) for i, t in zip(ids, texts, strict=True) if t]

@@ -18,7 +18,7 @@ from fastllm.data.filters import (
     filter_stage,
     quality_filter,
 )
-from tests.data.filter_docs import load_pieces
+from tests.data.filter_docs import load_html_dev, load_pieces
 
 ONLY = {
     "gopher_quality": QualityFilterConfig(gopher_repetition=None, c4=None, fineweb=None),
@@ -35,6 +35,12 @@ def pieces(shared_data):
     return load_pieces(shared_data / "text", max_docs_per_file=6)
 
 
+@pytest.fixture(scope="module")
+def web_pages(shared_data):
+    # the 379 html-dev pages with text, as fastllm's extractor gives them
+    return load_html_dev(shared_data / "html-dev")
+
+
 def _datatrove(name: str):
     filters = pytest.importorskip("datatrove.pipeline.filters")
     pytest.importorskip("spacy")
@@ -46,11 +52,13 @@ def _datatrove(name: str):
     }[name]()
 
 
+@pytest.mark.parametrize("source", ["pieces", "web_pages"])
 @pytest.mark.parametrize("name", list(ONLY))
-def test_parity_with_datatrove(pieces, name):
+def test_parity_with_datatrove(request, source, name):
+    ref_filter = _datatrove(name)
     from datatrove.data import Document
 
-    ref_filter = _datatrove(name)
+    pieces = request.getfixturevalue(source)
     ref = []
     for doc_id, text in pieces:
         r = ref_filter.filter(Document(text=text, id=doc_id))
@@ -61,7 +69,7 @@ def test_parity_with_datatrove(pieces, name):
     n = len(pieces)
     kept = sum(r is None for r in ref)
     print(
-        f"{name}: keep/drop agreement {agree}/{n} = {agree / n:.4f}, same reason {same}/{n}, datatrove keeps {kept}"
+        f"{source} {name}: keep/drop agreement {agree}/{n} = {agree / n:.4f}, same reason {same}/{n}, datatrove keeps {kept}"
     )
     assert 0 < kept < n, "the sample should have both kept and dropped documents"
     assert agree / n >= 0.99
