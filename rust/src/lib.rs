@@ -8,6 +8,7 @@ pub mod bpe;
 pub mod dedup;
 pub mod error;
 pub mod extract;
+pub mod filter;
 pub mod pool;
 pub mod shard;
 

@@ -1,5 +1,5 @@
-"""The data pipeline: sources, stages (extraction first), mixing, and the
-``fastllm.data`` CLI."""
+"""The data pipeline: sources, extraction, quality filters, language id, PII
+masking, and the ``fastllm.data`` CLI (``run``, ``verify``)."""
 
 from fastllm.data.extract import Extracted, extract_batch, extract_text
 

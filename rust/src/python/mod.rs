@@ -8,6 +8,7 @@ mod bpe;
 mod dedup_py;
 mod errors;
 mod extract;
+mod filter;
 mod shard;
 mod train;
 
@@ -63,6 +64,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(extract::extract_batch, m)?)?;
     m.add_function(wrap_pyfunction!(extract::extract_arrow, m)?)?;
     dedup_py::register(m)?;
+    filter::register(m)?;
     m.add_class::<shard::PyShardWriter>()?;
     Ok(())
 }

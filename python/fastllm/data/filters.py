@@ -1,0 +1,283 @@
+"""Quality filters with datatrove's definitions and default thresholds.
+
+Four rule families, each a config dataclass (every threshold a field with
+datatrove's default); ``None`` for a family leaves it out, ``None`` (or 0)
+for an optional threshold turns that one rule off:
+
+- :class:`GopherRepetitionConfig` — duplicate lines/paragraphs and n-grams
+  (datatrove ``GopherRepetitionFilter``)
+- :class:`GopherQualityConfig` — word counts and lengths, symbols, bullets,
+  stop words (``GopherQualityFilter``)
+- :class:`C4Config` — C4's line and page rules; kept documents lose the
+  lines C4 drops (``C4QualityFilter``)
+- :class:`FineWebConfig` — FineWeb's line-punctuation, short-line,
+  duplicate-line and list rules (``FineWebQualityFilter``)
+
+The families run in that order (FineWeb's pipeline order), in Rust on all
+cores with the GIL released. Every dropped document carries datatrove's
+reason string (``"gopher_short_doc"``, ``"top_2_gram"``, ``"too_few_sentences"``,
+...). Words are English words split as datatrove's spaCy tokenizer splits
+them (see ``rust/src/filter/words.rs`` for the known differences).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from fastllm import _core
+
+
+@dataclass
+class GopherRepetitionConfig:
+    """Gopher repetition rules (Rae et al. 2021, table A1)."""
+
+    dup_line_frac: float | None = 0.3
+    """Max fraction of lines that repeat an earlier line."""
+    dup_para_frac: float | None = 0.3
+    """Max fraction of paragraphs that repeat an earlier paragraph."""
+    dup_line_char_frac: float | None = 0.2
+    """Max fraction of characters in repeated lines."""
+    dup_para_char_frac: float | None = 0.2
+    """Max fraction of characters in repeated paragraphs."""
+    top_n_grams: tuple[tuple[int, float], ...] = ((2, 0.2), (3, 0.18), (4, 0.16))
+    """(n, max fraction of characters in the most frequent word n-gram)."""
+    dup_n_grams: tuple[tuple[int, float], ...] = (
+        (5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10),
+    )  # fmt: skip
+    """(n, max fraction of characters in duplicated word n-grams)."""
+
+
+@dataclass
+class GopherQualityConfig:
+    """Gopher quality rules (Rae et al. 2021)."""
+
+    min_doc_words: int | None = 50
+    """Fewest non-symbol words."""
+    max_doc_words: int | None = 100_000
+    """Most non-symbol words."""
+    min_avg_word_length: float | None = 3
+    """Smallest mean length of non-symbol words, in characters."""
+    max_avg_word_length: float | None = 10
+    """Largest mean length of non-symbol words, in characters."""
+    max_symbol_word_ratio: float | None = 0.1
+    """Max '#' per word, and max ellipses per word."""
+    max_bullet_lines_ratio: float | None = 0.9
+    """Max fraction of lines starting with a bullet ('•' or '-')."""
+    max_ellipsis_lines_ratio: float | None = 0.3
+    """Max fraction of lines ending with an ellipsis."""
+    max_non_alpha_words_ratio: float | None = 0.8
+    """Min fraction of words with a letter (datatrove's name, a minimum)."""
+    min_stop_words: int | None = 2
+    """Fewest distinct stop words present."""
+    stop_words: tuple[str, ...] = ("the", "be", "to", "of", "and", "that", "have", "with")
+    """The stop words (case-sensitive, whole words)."""
+
+
+@dataclass
+class C4Config:
+    """C4 rules (Raffel et al. 2020) as datatrove implements them."""
+
+    remove_citations: bool = True
+    """Remove Wikipedia citation marks ([1], [edit], [citation needed])."""
+    filter_no_terminal_punct: bool = True
+    """Drop lines not ending in . ? ! " ' (or ending in '...')."""
+    min_num_sentences: int = 5
+    """Drop documents with fewer sentences left (-1 disables)."""
+    min_words_per_line: int = 3
+    """Drop lines with fewer words (-1 disables)."""
+    max_word_length: int = 1000
+    """Drop lines with a longer word, in characters (-1 disables)."""
+    filter_lorem_ipsum: bool = True
+    """Drop documents containing 'lorem ipsum'."""
+    filter_javascript: bool = True
+    """Drop lines mentioning 'javascript'."""
+    filter_curly_bracket: bool = True
+    """Drop documents containing '{'."""
+    filter_policy: bool = True
+    """Drop lines with cookie/terms-of-use/privacy-policy phrases."""
+
+
+@dataclass
+class FineWebConfig:
+    """FineWeb quality rules (Penedo et al. 2024)."""
+
+    line_punct_thr: float = 0.12
+    """Min fraction of lines ending in terminal punctuation."""
+    line_punct_exclude_zero: bool = False
+    """Keep documents where no line ends in punctuation."""
+    stop_chars: tuple[str, ...] | None = None
+    """Line-final characters that count; None for datatrove's TERMINAL_PUNCTUATION."""
+    short_line_thr: float = 0.67
+    """Max fraction of short lines."""
+    short_line_length: int = 30
+    """A line this long or shorter (characters) is short."""
+    char_duplicates_ratio: float = 0.01
+    """Max fraction of characters in repeated lines."""
+    new_line_ratio: float = 0.3
+    """Max newlines per word."""
+
+
+_FAMILIES = {
+    "gopher_repetition": GopherRepetitionConfig,
+    "gopher_quality": GopherQualityConfig,
+    "c4": C4Config,
+    "fineweb": FineWebConfig,
+}
+
+
+@dataclass
+class QualityFilterConfig:
+    """Which filter families run, and their thresholds (None leaves one out)."""
+
+    gopher_repetition: GopherRepetitionConfig | None = field(default_factory=GopherRepetitionConfig)
+    """Gopher repetition rules."""
+    gopher_quality: GopherQualityConfig | None = field(default_factory=GopherQualityConfig)
+    """Gopher quality rules."""
+    c4: C4Config | None = field(default_factory=C4Config)
+    """C4 rules."""
+    fineweb: FineWebConfig | None = field(default_factory=FineWebConfig)
+    """FineWeb rules."""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> QualityFilterConfig:
+        """From a nested dict (a TOML table); unknown keys are errors naming the key.
+
+        A family given as ``False`` or ``None`` is left out; a missing one
+        runs with defaults.
+        """
+        kwargs: dict[str, Any] = {}
+        for name, sub in d.items():
+            if name not in _FAMILIES:
+                raise ValueError(f"filters: unknown key {name!r} (known: {', '.join(_FAMILIES)})")
+            if sub is None or sub is False:
+                kwargs[name] = None
+                continue
+            if not isinstance(sub, Mapping):
+                raise TypeError(f"filters.{name}: expected a table, got {type(sub).__name__}")
+            kwargs[name] = _build(_FAMILIES[name], sub, f"filters.{name}")
+        return cls(**kwargs)
+
+
+def _build(cls: type, d: Mapping[str, Any], where: str) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    for k in d:
+        if k not in known:
+            raise ValueError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(known))})")
+    return cls(**d)
+
+
+def _check(cfg: Any, where: str) -> dict[str, Any]:
+    """The config as the dict the Rust side reads, with values checked."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        name = f"{where}.{f.name}"
+        if f.name in ("top_n_grams", "dup_n_grams"):
+            try:
+                v = [(int(n), float(x)) for n, x in v]
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}: expected (n, fraction) pairs, got {v!r}") from None
+            if any(n < 1 for n, _ in v):
+                raise ValueError(f"{name}: n must be >= 1, got {v!r}")
+        elif f.name in ("stop_words", "stop_chars"):
+            if v is not None:
+                if isinstance(v, str) or not all(isinstance(s, str) for s in v):
+                    raise TypeError(f"{name}: expected a sequence of str, got {v!r}")
+                if f.name == "stop_chars" and any(len(s) != 1 for s in v):
+                    raise ValueError(f"{name}: every entry must be one character, got {v!r}")
+                v = list(v)
+        elif isinstance(v, bool) or v is None:
+            pass
+        elif isinstance(v, (int, float)):
+            if v < 0 and v != -1:
+                raise ValueError(f"{name}: must be >= 0 (or -1 to disable), got {v!r}")
+        else:
+            raise TypeError(f"{name}: expected a number, got {type(v).__name__}")
+        out[f.name] = v
+    return out
+
+
+class FilterResult(NamedTuple):
+    """Per-document results of :func:`quality_filter`, aligned with its input."""
+
+    reasons: list[str | None]
+    """Why each document is dropped (datatrove's reason string), None where kept."""
+    texts: list[str | None]
+    """The kept text where C4 removed lines from it, else None (text unchanged)."""
+
+    @property
+    def keep(self) -> list[bool]:
+        return [r is None for r in self.reasons]
+
+
+def quality_filter(
+    texts: Sequence[str] | Any, config: QualityFilterConfig | None = None
+) -> FilterResult:
+    """Runs the configured filters over ``texts`` (a list of str or a pyarrow
+    string array; nulls are dropped with reason ``"null"``)."""
+    config = QualityFilterConfig() if config is None else config
+    if not isinstance(config, QualityFilterConfig):
+        raise TypeError(
+            f"quality_filter: config must be a QualityFilterConfig, got {type(config).__name__}"
+        )
+    kwargs = {}
+    for name in _FAMILIES:
+        sub = getattr(config, name)
+        if sub is not None:
+            if not isinstance(sub, _FAMILIES[name]):
+                raise TypeError(
+                    f"quality_filter: config.{name} must be a {_FAMILIES[name].__name__}"
+                )
+            kwargs[name] = _check(sub, f"filters.{name}")
+    texts = _as_list(texts, "quality_filter: texts")
+    present = [k for k, t in enumerate(texts) if t is not None]
+    reasons: list[str | None] = ["null"] * len(texts)
+    out: list[str | None] = [None] * len(texts)
+    r, o = _core.quality_filter([texts[k] for k in present], **kwargs)
+    for k, rk, ok in zip(present, r, o, strict=True):
+        reasons[k] = rk
+        out[k] = ok
+    return FilterResult(reasons, out)
+
+
+def _as_list(texts: Any, where: str) -> list[str | None]:
+    if type(texts).__module__.startswith("pyarrow") and hasattr(texts, "to_pylist"):
+        texts = texts.to_pylist()
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+        raise TypeError(f"{where}: expected a list of str, got {type(texts).__name__}")
+    texts = list(texts)
+    for k, t in enumerate(texts):
+        if t is not None and not isinstance(t, str):
+            raise TypeError(f"{where}[{k}]: expected str, got {type(t).__name__}")
+        if t is not None:
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError:
+                texts[k] = t.encode("utf-8", "replace").decode("utf-8")
+    return texts
+
+
+def filter_stage(
+    table: Any, config: QualityFilterConfig | None = None, column: str = "text"
+) -> tuple[Any, dict[str, int]]:
+    """The filter stage over a pyarrow Table: (kept rows, with C4's line
+    removal applied to ``column``; counts of dropped rows per reason)."""
+    import pyarrow as pa
+
+    if column not in table.column_names:
+        raise ValueError(f"filter_stage: table has no column {column!r}")
+    res = quality_filter(table.column(column), config)
+    keep = res.keep
+    new_texts = [
+        o if o is not None else t
+        for o, t in zip(res.texts, table.column(column).to_pylist(), strict=True)
+    ]
+    idx = table.schema.get_field_index(column)
+    table = table.set_column(idx, column, pa.array(new_texts, table.schema.field(column).type))
+    kept = table.filter(pa.array(keep, pa.bool_()))
+    counts = Counter(r for r in res.reasons if r is not None)
+    return kept, dict(counts)

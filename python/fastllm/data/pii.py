@@ -1,0 +1,70 @@
+"""PII masking: e-mail addresses, public IPv4/IPv6 addresses (private,
+loopback, link-local, multicast and reserved ones are kept, as datatrove's
+``PIIFormatter`` does), phone numbers, payment-card numbers (Luhn-checked)
+and IBANs (mod-97 checked), each replaced by a placeholder. In Rust on all
+cores with the GIL released.
+
+Precision first: version numbers ("version 1.2.3.4", "v1.2.3.4"), dates,
+ISBNs and lists of numbers are left alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastllm import _core
+from fastllm.data.filters import _as_list
+
+
+@dataclass
+class PiiConfig:
+    """Placeholders per kind of PII; None leaves that kind unmasked."""
+
+    email: str | None = "<EMAIL>"
+    """Replaces e-mail addresses."""
+    ip: str | None = "<IP_ADDRESS>"
+    """Replaces public IPv4 and IPv6 addresses."""
+    phone: str | None = "<PHONE>"
+    """Replaces phone numbers."""
+    credit_card: str | None = "<CREDIT_CARD>"
+    """Replaces Luhn-valid payment-card numbers."""
+    iban: str | None = "<IBAN>"
+    """Replaces mod-97-valid IBANs."""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PiiConfig:
+        """From a dict (a TOML table); unknown keys are errors naming the key."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        for k in d:
+            if k not in known:
+                raise ValueError(f"pii: unknown key {k!r} (known: {', '.join(sorted(known))})")
+        return cls(**d)
+
+
+def mask_pii(texts: Sequence[str] | Any, config: PiiConfig | None = None) -> list[str | None]:
+    """``texts`` (a list of str or a pyarrow string array) with PII replaced;
+    nulls stay None."""
+    config = PiiConfig() if config is None else config
+    if not isinstance(config, PiiConfig):
+        raise TypeError(f"mask_pii: config must be a PiiConfig, got {type(config).__name__}")
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        if v is not None and not isinstance(v, str):
+            raise TypeError(f"pii.{f.name}: expected str or None, got {type(v).__name__}")
+    texts = _as_list(texts, "mask_pii: texts")
+    present = [k for k, t in enumerate(texts) if t is not None]
+    masked = _core.mask_pii([texts[k] for k in present], **dataclasses.asdict(config))
+    out: list[str | None] = [None] * len(texts)
+    for k, m in zip(present, masked, strict=True):
+        out[k] = m
+    return out
+
+
+def mask_text(text: str, config: PiiConfig | None = None) -> str:
+    """One text with PII replaced."""
+    if not isinstance(text, str):
+        raise TypeError(f"mask_text: text must be str, got {type(text).__name__}")
+    return mask_pii([text], config)[0]  # type: ignore[return-value]
