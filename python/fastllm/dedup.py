@@ -278,6 +278,22 @@ def _as_signatures(signatures) -> np.ndarray:
     return np.ascontiguousarray(sigs)
 
 
+def _check_signature_args(threshold, num_perm, ngram, seed, batch_size, verify, bands, rows):
+    """The arguments shared by the out-of-core and Ray modes, checked; returns
+    (bands, rows). ``verify`` must be a bool there: edges are made from
+    signatures alone, without the texts."""
+    _check_threshold(threshold)
+    _check_int("num_perm", num_perm, 2)
+    _check_int("ngram", ngram, 1)
+    _check_int("seed", seed, 0, 2**64 - 1)
+    _check_int("batch_size", batch_size, 1)
+    if not isinstance(verify, bool):
+        raise ValueError(
+            f"verify must be True or False here (no texts at edge time), got {verify!r}"
+        )
+    return _bands_rows(threshold, num_perm, verify, bands, rows)
+
+
 def _check_threshold(threshold, upper_open: bool = False) -> None:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
         raise TypeError(f"threshold must be a float, got {type(threshold).__name__}")

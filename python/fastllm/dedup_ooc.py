@@ -41,9 +41,7 @@ import numpy as np
 from fastllm import _core
 from fastllm.dedup import (
     DedupReport,
-    _bands_rows,
-    _check_int,
-    _check_threshold,
+    _check_signature_args,
     minhash,
     report_from_labels,
 )
@@ -183,16 +181,7 @@ def dedup_shards(
             raise FileNotFoundError(f"input_paths: no such file: {p}")
     if len({p.name for p in inputs}) != len(inputs) and output_dir is not None:
         raise ValueError("input_paths: file names must be distinct (outputs reuse them)")
-    _check_threshold(threshold)
-    _check_int("num_perm", num_perm, 2)
-    _check_int("ngram", ngram, 1)
-    _check_int("seed", seed, 0, 2**64 - 1)
-    _check_int("batch_size", batch_size, 1)
-    if not isinstance(verify, bool):
-        raise ValueError(
-            f"verify must be True or False here (no texts at edge time), got {verify!r}"
-        )
-    b, r = _bands_rows(threshold, num_perm, verify, bands, rows)
+    b, r = _check_signature_args(threshold, num_perm, ngram, seed, batch_size, verify, bands, rows)
 
     work = Path(work_dir)
     for sub in ("sig", "runs", "shards"):

@@ -20,9 +20,7 @@ import numpy as np
 from fastllm import _core
 from fastllm.dedup import (
     _as_str_list,
-    _bands_rows,
-    _check_int,
-    _check_threshold,
+    _check_signature_args,
     minhash,
 )
 
@@ -85,16 +83,7 @@ def near_duplicate_clusters(
     """
     import ray
 
-    _check_threshold(threshold)
-    _check_int("num_perm", num_perm, 2)
-    _check_int("ngram", ngram, 1)
-    _check_int("seed", seed, 0, 2**64 - 1)
-    _check_int("batch_size", batch_size, 1)
-    if not isinstance(verify, bool):
-        raise ValueError(
-            f"verify must be True or False here (no texts at edge time), got {verify!r}"
-        )
-    b, r = _bands_rows(threshold, num_perm, verify, bands, rows)
+    b, r = _check_signature_args(threshold, num_perm, ngram, seed, batch_size, verify, bands, rows)
 
     if isinstance(data, ray.data.Dataset):
         ds = data
