@@ -8,8 +8,9 @@ Near duplicates, in four steps (all in Rust, whole batches, GIL released):
    of its own, so such text gets character n-grams.
 2. shingle: word ``ngram``-grams joined by one space, hashed with xxh3-64
    (a document shorter than ``ngram`` words is one shingle).
-3. minhash: ``(a*h + b) mod (2**61 - 1)`` per permutation, minimum per
-   document; ``a, b`` from ``seed`` (splitmix64).
+3. minhash: multiply-shift, the top 32 bits of ``a*h + b mod 2**64`` per
+   permutation (``a`` odd), minimum per document; ``a, b`` from ``seed``
+   (splitmix64).
 4. LSH: ``bands x rows`` chosen as datasketch does (:func:`lsh_params`);
    every member of a bucket is joined to the bucket's smallest document,
    optionally only when their signatures agree on ``>= threshold`` of the
@@ -65,7 +66,7 @@ def exact_duplicates(texts: Sequence[str], normalize: bool = True) -> np.ndarray
 def minhash(texts: Sequence[str], num_perm: int = 128, ngram: int = 5, seed: int = 0) -> np.ndarray:
     """MinHash signatures as an ``(len(texts), num_perm)`` uint64 array.
 
-    Values are below ``2**61 - 1``; a text with no words (empty after
+    Values are below ``2**32``; a text with no words (empty after
     normalization) has ``2**64 - 1`` everywhere.
     """
     texts = _as_str_list(texts, "texts")

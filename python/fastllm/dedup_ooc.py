@@ -46,7 +46,7 @@ from fastllm.dedup import (
     report_from_labels,
 )
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: multiply-shift signatures
 
 
 def _atomic_path(path: Path) -> Path:

@@ -10,7 +10,6 @@ import unicodedata
 
 import xxhash
 
-P = (1 << 61) - 1
 EMPTY = 2**64 - 1
 MASK64 = 2**64 - 1
 
@@ -80,8 +79,8 @@ def params(num_perm: int, seed: int) -> list[tuple[int, int]]:
     rng = splitmix64(seed)
     out = []
     for _ in range(num_perm):
-        a = 1 + next(rng) % (P - 1)
-        b = next(rng) % P
+        a = next(rng) | 1
+        b = next(rng)
         out.append((a, b))
     return out
 
@@ -90,7 +89,8 @@ def signature(text: str, num_perm: int, ngram: int, seed: int) -> list[int]:
     hs = shingle_hashes(text, ngram)
     if not hs:
         return [EMPTY] * num_perm
-    return [min((a * h + b) % P for h in hs) for a, b in params(num_perm, seed)]
+    # Multiply-shift: the top 32 bits of a*h + b mod 2**64.
+    return [min(((a * h + b) & MASK64) >> 32 for h in hs) for a, b in params(num_perm, seed)]
 
 
 def band_key(sig: list[int], band: int, rows: int) -> int:
