@@ -12,11 +12,14 @@ Near duplicates, in four steps (all in Rust, whole batches, GIL released):
    permutation (``a`` odd), minimum per document; ``a, b`` from ``seed``
    (splitmix64).
 4. LSH: ``bands x rows`` chosen as datasketch does (:func:`lsh_params`);
-   every member of a bucket is joined to the bucket's smallest document,
-   optionally only when their signatures agree on ``>= threshold`` of the
-   positions (``verify=True``) or when their shingle sets have exact Jaccard
-   ``>= threshold`` (``verify="exact"``, in memory only); clusters by
-   union-find.
+   every member of a bucket is joined to the bucket's smallest document
+   when their shingle sets have exact Jaccard ``>= threshold``
+   (``verify="exact"``, what ``verify=True`` means wherever the texts are at
+   hand), or when their signatures agree on ``>= threshold`` of the positions
+   (``verify="signature"``, an estimate of the Jaccard with standard
+   deviation ``sqrt(J * (1 - J) / num_perm)``, about 0.035 at J = 0.8 and 128
+   permutations, so pairs near the threshold fall on either side); clusters
+   by union-find.
 
 Results depend only on the inputs and ``seed``, not on the thread count. For
 corpora larger than memory see :mod:`fastllm.dedup_ooc`; on a Ray cluster
@@ -93,8 +96,12 @@ def lsh_params(
     )
 
 
-def _verify_mode(verify) -> str:
-    if verify is True or verify == "signature":
+def _verify_mode(verify, texts_at_hand: bool = True) -> str:
+    """``"exact"``, ``"signature"`` or ``"none"``; ``True`` is the best
+    verification the caller can do: exact with the texts, else signature."""
+    if verify is True:
+        return "exact" if texts_at_hand else "signature"
+    if verify == "signature":
         return "signature"
     if verify is False or verify == "none":
         return "none"
@@ -130,11 +137,13 @@ def near_duplicate_clusters(
 
     ``result != arange(n)`` marks the near duplicates to drop. ``bands`` and
     ``rows`` default to :func:`lsh_params` (with :data:`VERIFIED_WEIGHTS`
-    when verifying). ``verify``: ``True`` (or ``"signature"``) keeps a
-    candidate pair only when the two signatures agree on at least
-    ``threshold`` of their positions; ``"exact"`` only when the two shingle
-    sets have Jaccard ``>= threshold`` (slower, no estimation noise at the
-    threshold); ``False`` keeps every LSH candidate.
+    when verifying). ``verify``: ``True`` (the default) or ``"exact"`` keeps
+    a candidate pair only when the two shingle sets have Jaccard ``>=
+    threshold`` (the candidates' texts are shingled again, in parallel, and
+    their sorted hash sets merged; no estimation noise at the threshold);
+    ``"signature"`` only when the two signatures agree on at least
+    ``threshold`` of their positions (cheaper, an estimate); ``False`` keeps
+    every LSH candidate.
     """
     texts = _as_str_list(texts, "texts")
     _check_threshold(threshold)
@@ -171,24 +180,33 @@ def shingle_jaccard(texts: Sequence[str], pairs: np.ndarray, ngram: int = 5) -> 
 def clusters_from_signatures(
     signatures: np.ndarray,
     threshold: float = 0.8,
-    verify: bool = True,
+    verify: bool | str = True,
     bands: int | None = None,
     rows: int | None = None,
 ) -> np.ndarray:
     """:func:`near_duplicate_clusters` from signatures made by :func:`minhash`
-    (``verify`` is True or False: exact verification needs the texts)."""
+    (``verify``: True or ``"signature"``, or False; exact verification needs
+    the texts)."""
     sigs = _as_signatures(signatures)
     _check_threshold(threshold)
-    if not isinstance(verify, bool):
-        raise ValueError(f"verify must be True or False here, got {verify!r}")
+    mode = _signature_verify(verify)
     b, r = _bands_rows(threshold, sigs.shape[1], verify, bands, rows)
-    return _core.clusters_from_signatures(sigs, float(threshold), b, r, bool(verify))
+    return _core.clusters_from_signatures(sigs, float(threshold), b, r, mode == "signature")
+
+
+def _signature_verify(verify) -> str:
+    """The verify mode where only signatures are at hand."""
+    if isinstance(verify, str) and verify == "exact":
+        raise ValueError(
+            'verify="exact" needs the texts; here verify is True, "signature" or False'
+        )
+    return _verify_mode(verify, texts_at_hand=False)
 
 
 def near_duplicate_pairs(
     signatures: np.ndarray,
     threshold: float = 0.8,
-    verify: bool = True,
+    verify: bool | str = True,
     bands: int | None = None,
     rows: int | None = None,
     max_bucket: int = 10_000,
@@ -201,10 +219,9 @@ def near_duplicate_pairs(
     sigs = _as_signatures(signatures)
     _check_threshold(threshold)
     _check_int("max_bucket", max_bucket, 2)
-    if not isinstance(verify, bool):
-        raise ValueError(f"verify must be True or False here, got {verify!r}")
+    mode = _signature_verify(verify)
     b, r = _bands_rows(threshold, sigs.shape[1], verify, bands, rows)
-    pairs = _core.lsh_pairs(sigs, float(threshold), b, r, bool(verify), max_bucket)
+    pairs = _core.lsh_pairs(sigs, float(threshold), b, r, mode == "signature", max_bucket)
     return pairs.astype(np.int64)
 
 
@@ -241,7 +258,7 @@ def dedup_stage(
     num_perm: int = 128,
     ngram: int = 5,
     seed: int = 0,
-    verify: bool = True,
+    verify: bool | str = True,
 ):
     """The pipeline stage: drop near duplicates from a ``pyarrow.Table`` (or
     RecordBatch), keeping the first document of each cluster. Returns the
@@ -279,20 +296,24 @@ def _as_signatures(signatures) -> np.ndarray:
     return np.ascontiguousarray(sigs)
 
 
-def _check_signature_args(threshold, num_perm, ngram, seed, batch_size, verify, bands, rows):
+def _check_signature_args(
+    threshold, num_perm, ngram, seed, batch_size, verify, bands, rows, exact_ok
+):
     """The arguments shared by the out-of-core and Ray modes, checked; returns
-    (bands, rows). ``verify`` must be a bool there: edges are made from
-    signatures alone, without the texts."""
+    (verify mode, bands, rows). ``exact_ok``: the mode can verify exactly
+    (``verify=True`` means ``"exact"`` there, else ``"signature"``)."""
     _check_threshold(threshold)
     _check_int("num_perm", num_perm, 2)
     _check_int("ngram", ngram, 1)
     _check_int("seed", seed, 0, 2**64 - 1)
     _check_int("batch_size", batch_size, 1)
-    if not isinstance(verify, bool):
+    if not exact_ok and isinstance(verify, str) and verify == "exact":
         raise ValueError(
-            f"verify must be True or False here (no texts at edge time), got {verify!r}"
+            'verify="exact" is not available here (the shingle sets are not shuffled with '
+            'the band keys); use True or "signature" (signature agreement) or False'
         )
-    return _bands_rows(threshold, num_perm, verify, bands, rows)
+    mode = _verify_mode(verify, texts_at_hand=exact_ok)
+    return (mode, *_bands_rows(threshold, num_perm, verify, bands, rows))
 
 
 def _check_threshold(threshold, upper_open: bool = False) -> None:

@@ -8,6 +8,8 @@ run per shard, streamed) are ever in memory, and every step leaves files in
 
     config.json              the parameters; a rerun with others is an error
     sig/00000.npy            signatures of shard 0, (docs, num_perm) uint64
+    sets/00000.npz           verify="exact": shingle sets of shard 0's
+                             documents in some edge (ids, offsets, hashes)
     runs/00000.run           its (band, key, doc) records, sorted (Rust)
     shards/00000.json        written last: shard 0 is done (docs, bytes)
     edges.bin                k-way merge of all runs: star edges per bucket
@@ -17,9 +19,14 @@ run per shard, streamed) are ever in memory, and every step leaves files in
 Steps: (1) per shard, signatures and band keys (Rust, GIL released) are
 written as a sorted run; (2) the runs are merged externally into candidate
 edges ``(bucket minimum, member)``, the same edges as the in-memory mode;
-(3) with ``verify``, edges are checked against the two signatures, loaded one
-pair of shards at a time; (4) union-find over the edges; (5) a removal pass
-writes each shard's kept documents to ``output_dir`` (same file name).
+(3) with ``verify`` (``True`` or ``"exact"``), each shard is read again and
+the sorted shingle-hash sets of its documents that are in some edge are
+written to ``sets/``; an edge is kept when the exact Jaccard of its two sets
+is ``>= threshold``, one pair of shards' sets in memory at a time (with
+``verify="signature"``, when the two signatures agree on ``>= threshold``
+of the positions instead, no second read); (4) union-find over the edges;
+(5) a removal pass writes each shard's kept documents to ``output_dir``
+(same file name).
 
 Every file is written under a temporary name and renamed when complete.
 Document ids are global indexes in input order, so the result equals
@@ -119,20 +126,22 @@ def _signatures_for_shard(path, text_column, batch_size, num_perm, ngram, seed):
     return sigs, nbytes
 
 
-def _verify(u, v, offsets, sig_path, threshold, num_perm):
-    """Keep edges whose signatures agree on >= threshold of the positions,
-    loading one pair of shards at a time."""
+def _by_shard_pair(u, v, offsets, load, check):
+    """Keep the edges for which ``check(a, b, part)`` is true, where ``a`` and
+    ``b`` are what ``load`` gives for the shards of ``u[part]`` and
+    ``v[part]``: the edges are grouped by shard pair so that only two shards'
+    data are in memory at once."""
     su = np.searchsorted(offsets, u, side="right") - 1
     sv = np.searchsorted(offsets, v, side="right") - 1
     order = np.lexsort((sv, su))
     keep = np.zeros(len(u), dtype=bool)
-    cache: dict[int, np.ndarray] = {}
+    cache: dict[int, object] = {}
 
-    def load(s):
+    def cached(s):
         if s not in cache:
             if len(cache) >= 2:
                 cache.pop(next(iter(cache)))
-            cache[s] = np.load(sig_path(s))
+            cache[s] = load(s)
         return cache[s]
 
     pairs = np.stack([su[order], sv[order]], axis=1)
@@ -140,14 +149,75 @@ def _verify(u, v, offsets, sig_path, threshold, num_perm):
     for idx in np.split(order, starts):
         if len(idx) == 0:
             continue
-        a, b = load(int(su[idx[0]])), load(int(sv[idx[0]]))
+        a, b = cached(int(su[idx[0]])), cached(int(sv[idx[0]]))
         for lo in range(0, len(idx), 1 << 16):
             part = idx[lo : lo + (1 << 16)]
-            x = a[u[part] - offsets[su[part]]]
-            y = b[v[part] - offsets[sv[part]]]
-            # The same float comparison as the Rust kernel (lsh.rs).
-            keep[part] = (x == y).sum(axis=1) / num_perm >= threshold
+            keep[part] = check(a, b, part)
     return u[keep], v[keep]
+
+
+def _verify(u, v, offsets, sig_path, threshold, num_perm):
+    """Keep edges whose signatures agree on >= threshold of the positions."""
+    su = np.searchsorted(offsets, u, side="right") - 1
+    sv = np.searchsorted(offsets, v, side="right") - 1
+
+    def check(a, b, part):
+        x = a[u[part] - offsets[su[part]]]
+        y = b[v[part] - offsets[sv[part]]]
+        # The same float comparison as the Rust kernel (lsh.rs).
+        return (x == y).sum(axis=1) / num_perm >= threshold
+
+    return _by_shard_pair(u, v, offsets, lambda s: np.load(sig_path(s)), check)
+
+
+def _write_candidate_sets(u, v, offsets, inputs, set_path, text_column, batch_size, ngram):
+    """Per shard, the sorted shingle-hash sets of its documents that are in
+    some edge, as ``ids`` (global, sorted), ``offsets``, ``hashes``; a shard
+    whose file exists is skipped (resume)."""
+    needed = np.unique(np.concatenate([u, v]))
+    shard_of = np.searchsorted(offsets, needed, side="right") - 1
+    for i, path in enumerate(inputs):
+        target = set_path(i)
+        if target.exists():
+            continue
+        ids = needed[shard_of == i]
+        local = ids - offsets[i]
+        offs, hashes, total, pos = [np.zeros(1, np.uint64)], [], 0, 0
+        if len(ids):
+            for texts in _text_batches(path, text_column, batch_size):
+                lo, hi = np.searchsorted(local, [pos, pos + len(texts)])
+                if hi > lo:
+                    which = np.ascontiguousarray(local[lo:hi] - pos, dtype=np.uint64)
+                    o, h = _core.shingle_sets(texts, ngram, which)
+                    offs.append(o[1:] + np.uint64(total))
+                    hashes.append(h)
+                    total += len(h)
+                pos += len(texts)
+        tmp = _atomic_path(target)
+        with open(tmp, "wb") as f:
+            np.savez(
+                f,
+                ids=ids.astype(np.uint64),
+                offsets=np.concatenate(offs),
+                hashes=np.concatenate(hashes) if hashes else np.zeros(0, np.uint64),
+            )
+        os.replace(tmp, target)
+
+
+def _verify_exact(u, v, offsets, set_path, threshold):
+    """Keep edges whose two shingle sets have Jaccard >= threshold."""
+
+    def load(s):
+        with np.load(set_path(s)) as z:
+            return z["ids"], z["offsets"], z["hashes"]
+
+    def check(a, b, part):
+        ia = np.searchsorted(a[0], u[part]).astype(np.uint64)
+        ib = np.searchsorted(b[0], v[part]).astype(np.uint64)
+        sims = _core.set_table_jaccard(a[1], a[2], b[1], b[2], ia, ib)
+        return sims >= threshold
+
+    return _by_shard_pair(u, v, offsets, load, check)
 
 
 def dedup_shards(
@@ -159,7 +229,7 @@ def dedup_shards(
     num_perm: int = 128,
     ngram: int = 5,
     seed: int = 0,
-    verify: bool = True,
+    verify: bool | str = True,
     bands: int | None = None,
     rows: int | None = None,
     text_column: str = "text",
@@ -181,10 +251,12 @@ def dedup_shards(
             raise FileNotFoundError(f"input_paths: no such file: {p}")
     if len({p.name for p in inputs}) != len(inputs) and output_dir is not None:
         raise ValueError("input_paths: file names must be distinct (outputs reuse them)")
-    b, r = _check_signature_args(threshold, num_perm, ngram, seed, batch_size, verify, bands, rows)
+    mode, b, r = _check_signature_args(
+        threshold, num_perm, ngram, seed, batch_size, verify, bands, rows, exact_ok=True
+    )
 
     work = Path(work_dir)
-    for sub in ("sig", "runs", "shards"):
+    for sub in ("sig", "runs", "shards", "sets"):
         (work / sub).mkdir(parents=True, exist_ok=True)
     config = {
         "format_version": FORMAT_VERSION,
@@ -193,7 +265,7 @@ def dedup_shards(
         "num_perm": num_perm,
         "ngram": ngram,
         "seed": seed,
-        "verify": bool(verify),
+        "verify": mode,
         "bands": b,
         "rows": r,
         "text_column": text_column,
@@ -212,6 +284,7 @@ def dedup_shards(
 
     sig_path = lambda i: work / "sig" / f"{i:05d}.npy"  # noqa: E731
     run_path = lambda i: work / "runs" / f"{i:05d}.run"  # noqa: E731
+    set_path = lambda i: work / "sets" / f"{i:05d}.npz"  # noqa: E731
 
     # (1) signatures and sorted runs, shard by shard; finished shards skipped.
     counts = []
@@ -245,8 +318,13 @@ def dedup_shards(
         if not edges_path.exists():
             _core.merge_runs([str(run_path(i)) for i in range(len(inputs))], str(edges_path))
         u, v = _core.read_edges(str(edges_path))
-        if verify and len(u):
+        if mode == "signature" and len(u):
             u, v = _verify(u, v, offsets[:-1], sig_path, float(threshold), num_perm)
+        elif mode == "exact" and len(u):
+            _write_candidate_sets(
+                u, v, offsets[:-1], inputs, set_path, text_column, batch_size, ngram
+            )
+            u, v = _verify_exact(u, v, offsets[:-1], set_path, float(threshold))
         labels = _core.union_find(total, np.ascontiguousarray(u), np.ascontiguousarray(v))
         _save_npy(labels_path, labels)
 

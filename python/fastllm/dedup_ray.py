@@ -10,7 +10,13 @@ those of :func:`fastllm.dedup.near_duplicate_clusters`, spread by Ray Data:
    ``verify``, the same edges as the single-machine mode;
 3. union-find over the edges on the driver (8 bytes per document).
 
-So the cluster ids equal the single-machine ones for the same arguments.
+So the cluster ids equal the single-machine ones with ``verify="signature"``
+(or ``False``). Here ``verify=True`` means signature agreement: a bucket
+holds signatures, not texts, and exact verification would have to shuffle
+every candidate's shingle set (about 8 bytes per word) once per band.
+Signature agreement estimates the Jaccard with standard deviation
+``sqrt(J * (1 - J) / num_perm)``: pairs within a few hundredths of the
+threshold land on either side (a larger ``num_perm`` narrows that band).
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ def near_duplicate_clusters(
     num_perm: int = 128,
     ngram: int = 5,
     seed: int = 0,
-    verify: bool = True,
+    verify: bool | str = True,
     bands: int | None = None,
     rows: int | None = None,
     text_column: str = "text",
@@ -83,7 +89,9 @@ def near_duplicate_clusters(
     """
     import ray
 
-    b, r = _check_signature_args(threshold, num_perm, ngram, seed, batch_size, verify, bands, rows)
+    mode, b, r = _check_signature_args(
+        threshold, num_perm, ngram, seed, batch_size, verify, bands, rows, exact_ok=False
+    )
 
     if isinstance(data, ray.data.Dataset):
         ds = data
@@ -108,7 +116,7 @@ def near_duplicate_clusters(
         batch_size=batch_size,
     )
     edges = rows_ds.groupby(["band", "key"]).map_groups(
-        _bucket_edges(float(threshold), bool(verify), num_perm), batch_format="numpy"
+        _bucket_edges(float(threshold), mode == "signature", num_perm), batch_format="numpy"
     )
     us, vs = [np.zeros(0, np.uint64)], [np.zeros(0, np.uint64)]
     for batch in edges.iter_batches(batch_format="numpy"):

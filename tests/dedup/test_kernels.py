@@ -87,7 +87,8 @@ def test_clusters_match_reference(bases, threshold, verify):
     texts = _planted(bases, [0, 1, 3, 10])
     weights = dedup.VERIFIED_WEIGHTS if verify else (0.5, 0.5)
     bands, rows = dedup.lsh_params(threshold, 32, *weights)
-    got = dedup.near_duplicate_clusters(texts, threshold, num_perm=32, ngram=3, verify=verify)
+    mode = "signature" if verify else False
+    got = dedup.near_duplicate_clusters(texts, threshold, num_perm=32, ngram=3, verify=mode)
     sigs = [ref.signature(t, 32, 3, 0) for t in texts]
     assert got.tolist() == ref.clusters(sigs, threshold, bands, rows, verify)
 
@@ -152,6 +153,9 @@ def test_pairs_and_exact_clusters_match_reference(bases, threshold, verify):
     )
     exact = dedup.near_duplicate_clusters(texts, threshold, 32, 2, verify="exact")
     assert exact.tolist() == ref.exact_clusters(texts, ref_sigs, threshold, bands, rows, 2)
+    # True means exact where the texts are at hand.
+    default = dedup.near_duplicate_clusters(texts, threshold, 32, 2)
+    assert default.tolist() == exact.tolist()
     if len(got):
         jac = dedup.shingle_jaccard(texts, got, 2)
         want = [ref.jaccard(texts[a], texts[b], 2) for a, b in got.tolist()]
@@ -180,7 +184,10 @@ def test_exact_hash_folds_long_and_non_ascii_text():
 def test_verify_modes_are_checked():
     with pytest.raises(ValueError, match="verify must be"):
         dedup.near_duplicate_clusters(["a"], verify="maybe")
-    with pytest.raises(ValueError, match="verify must be True or False"):
+    with pytest.raises(ValueError, match="needs the texts"):
         dedup.clusters_from_signatures(dedup.minhash(["a"]), verify="exact")
+    sigs = dedup.minhash(["a b c", "a b c", "x"], num_perm=16, ngram=1)
+    signed = dedup.clusters_from_signatures(sigs, verify="signature").tolist()
+    assert signed == dedup.clusters_from_signatures(sigs, verify=True).tolist() == [0, 0, 2]
     with pytest.raises(ValueError, match="pairs"):
         dedup.shingle_jaccard(["a"], np.array([[0, 1]]))

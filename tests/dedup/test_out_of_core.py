@@ -59,7 +59,7 @@ def _kept_ids(out_dir, paths):
     return ids
 
 
-@pytest.mark.parametrize("verify", [True, False])
+@pytest.mark.parametrize("verify", [True, "exact", "signature", False])
 def test_out_of_core_equals_in_memory(tmp_path, verify):
     texts = _corpus()
     paths = _write_shards(tmp_path, texts)
@@ -81,6 +81,10 @@ def test_out_of_core_equals_in_memory(tmp_path, verify):
     assert kept == np.flatnonzero(want == np.arange(len(texts))).tolist()
     assert json.loads((tmp_path / "work" / "report.json").read_text()) == report.as_dict()
     assert not list((tmp_path / "work").rglob("*.tmp-*")), "temporary files left behind"
+    sets = sorted(p.name for p in (tmp_path / "work" / "sets").iterdir())
+    assert sets == (
+        ["00000.npz", "00001.npz", "00002.npz", "00003.npz"] if verify in (True, "exact") else []
+    )
 
 
 def test_resume_after_a_crash_skips_finished_shards(tmp_path, monkeypatch):

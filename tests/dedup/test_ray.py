@@ -19,15 +19,18 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.mark.parametrize("verify", [True])
+@pytest.mark.parametrize("verify", [True, "signature"])
 def test_ray_equals_single_machine(local_ray, verify):
+    # Ray verifies by signature agreement (True means that there).
     texts = _corpus(n_bases=80, seed=3)
-    want = dedup.near_duplicate_clusters(texts, num_perm=64, ngram=3, verify=verify)
+    want = dedup.near_duplicate_clusters(texts, num_perm=64, ngram=3, verify="signature")
     assert (want != np.arange(len(texts))).sum() > 10
     got = dedup_ray.near_duplicate_clusters(
         texts, num_perm=64, ngram=3, verify=verify, batch_size=16
     )
     assert got.tolist() == want.tolist()
+    with pytest.raises(ValueError, match="exact"):
+        dedup_ray.near_duplicate_clusters(texts, verify="exact")
 
 
 def test_ray_takes_a_dataset(local_ray):

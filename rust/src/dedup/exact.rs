@@ -8,6 +8,8 @@
 use rayon::prelude::*;
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
+use super::chars::{decode, single_lower, BmpTable};
+
 /// ASCII byte classes: 1 = letter or digit, 2 = whitespace (as
 /// `char::is_whitespace`), 0 = dropped (punctuation, symbols, controls).
 const fn ascii_classes() -> [u8; 128] {
@@ -33,33 +35,13 @@ const DROP: u8 = 0;
 const KEEP: u8 = 1;
 const WS: u8 = 2;
 
-/// Class and one-character lowercase of every character below U+0800
-/// (Latin, Greek, Cyrillic, Armenian, Hebrew, Arabic, ...), built once: the
-/// standard library answers these by binary search in its Unicode tables,
-/// which cost more than the hashing itself on non-English text.
-struct TwoByteTable {
-    class: [u8; 0x800],
-    /// The lowercase when it is one character, else '\0' (use the slow path).
-    lower: [char; 0x800],
-}
-
-fn two_byte_table() -> &'static TwoByteTable {
-    static TABLE: std::sync::OnceLock<Box<TwoByteTable>> = std::sync::OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut t = Box::new(TwoByteTable {
-            class: [DROP; 0x800],
-            lower: ['\0'; 0x800],
-        });
-        for cp in 0..0x800u32 {
-            let Some(c) = char::from_u32(cp) else {
-                continue;
-            };
-            let (class, lower) = classify_slow(c);
-            t.class[cp as usize] = class;
-            t.lower[cp as usize] = lower.unwrap_or('\0');
-        }
-        t
-    })
+/// The class and single-character lowercase of every BMP character, built
+/// once (see `chars.rs`): the standard library answers these by binary
+/// search in its Unicode tables, which cost more than the hashing itself on
+/// non-English text and on English with typographic quotes and dashes.
+fn table() -> &'static BmpTable {
+    static TABLE: std::sync::OnceLock<BmpTable> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| BmpTable::build(classify_slow))
 }
 
 /// The class of `c` and its lowercase when that is one character (None:
@@ -71,89 +53,145 @@ fn classify_slow(c: char) -> (u8, Option<char>) {
     if !c.is_alphanumeric() {
         return (DROP, None);
     }
-    let mut l = c.to_lowercase();
-    match (l.next(), l.next()) {
-        (Some(x), None) => (KEEP, Some(x)),
-        _ => (KEEP, None),
-    }
+    (KEEP, single_lower(c))
 }
 
-#[inline]
+#[cfg(test)]
 fn classify(c: char) -> (u8, Option<char>) {
     let cp = c as u32;
-    if cp < 0x800 {
-        let t = two_byte_table();
-        let lower = t.lower[cp as usize];
-        return (t.class[cp as usize], (lower != '\0').then_some(lower));
-    }
-    // Caseless letters of the big unspaced scripts: no table lookups.
-    if matches!(cp, 0x3041..=0x3096 | 0x30A1..=0x30FA | 0x4E00..=0x9FFF | 0xAC00..=0xD7A3) {
-        return (KEEP, Some(c));
+    if cp < 0x1_0000 {
+        let (class, lower) = table().get(cp);
+        return (class, char::from_u32(lower).filter(|_| lower != 0));
     }
     classify_slow(c)
 }
 
+/// ASCII bytes: the lowercase byte, bit 8 for a letter or digit, bit 9 for
+/// whitespace.
+const fn ascii_entries() -> [u16; 128] {
+    let mut t = [0u16; 128];
+    let mut b = 0;
+    while b < 128 {
+        t[b] = (b as u8).to_ascii_lowercase() as u16 | ((ASCII_CLASS[b] as u16) << 8);
+        b += 1;
+    }
+    t
+}
+
+static ASCII_ENTRY: [u16; 128] = ascii_entries();
+
+/// The folding state carried from one byte to the next.
+struct Fold {
+    buf: [u8; BUF],
+    len: usize,
+    /// 1 when a space is owed before the next kept character.
+    pending: usize,
+    /// 1 once a character was kept.
+    started: usize,
+}
+
+const BUF: usize = 4096;
+
+impl Fold {
+    /// One ASCII byte, without branches: in prose the class changes every
+    /// few bytes, and a branch per class change mispredicts that often. The
+    /// caller keeps `len + 2 <= BUF`; the index mask lets the compiler drop
+    /// the bounds checks (it changes nothing below BUF).
+    #[inline(always)]
+    fn ascii(&mut self, b: u8) {
+        let e = ASCII_ENTRY[b as usize & 0x7F] as usize;
+        let alnum = (e >> 8) & 1;
+        let space = e >> 9;
+        self.buf[self.len & (BUF - 1)] = b' ';
+        self.len += self.pending & alnum;
+        self.buf[self.len & (BUF - 1)] = e as u8;
+        self.len += alnum;
+        self.pending = (self.pending | (space & self.started)) & (alnum ^ 1);
+        self.started |= alnum;
+    }
+}
+
 /// Fold case, punctuation and whitespace, streaming into the hasher through
 /// a stack buffer, so that no normalized copy of the text is allocated and
-/// the hasher sees large updates. ASCII bytes take a branch-free step
-/// (table lookups and conditional increments): in prose the class changes
-/// every few bytes, and a branch per class change mispredicts that often.
+/// the hasher sees large updates. Eight ASCII bytes at a time take
+/// branch-free steps (one check for the block, none per byte).
 fn normalized_hash(text: &str) -> u128 {
-    // Room for a space and the longest lowercase expansion of one character.
-    const SLACK: usize = 16;
+    // Room for a space and the longest lowercase expansion of one character,
+    // or for eight ASCII bytes and a space.
+    const SLACK: usize = 24;
     let mut h = Xxh3::new();
-    let mut buf = [0u8; 4096];
-    let mut len = 0;
-    // 1 when a space is owed before the next kept character.
-    let mut pending = 0usize;
-    let mut started = 0usize;
+    let mut f = Fold {
+        buf: [0u8; BUF],
+        len: 0,
+        pending: 0,
+        started: 0,
+    };
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        if len + SLACK > buf.len() {
-            h.update(&buf[..len]);
-            len = 0;
+        if f.len + SLACK > BUF {
+            h.update(&f.buf[..f.len]);
+            f.len = 0;
+        }
+        if let Some(block) = bytes.get(i..i + 8) {
+            let w = u64::from_le_bytes(block.try_into().unwrap());
+            if w & 0x8080_8080_8080_8080 == 0 {
+                for &b in block {
+                    f.ascii(b);
+                }
+                i += 8;
+                continue;
+            }
         }
         let b = bytes[i];
         if b < 0x80 {
             i += 1;
-            let class = ASCII_CLASS[b as usize] as usize;
-            let alnum = class & 1;
-            let space = class >> 1;
-            buf[len] = b' ';
-            len += pending & alnum;
-            buf[len] = b.to_ascii_lowercase();
-            len += alnum;
-            pending = (pending | (space & started)) & (alnum ^ 1);
-            started |= alnum;
+            f.ascii(b);
             continue;
         }
-        let c = text[i..].chars().next().unwrap();
-        i += c.len_utf8();
-        let (class, lower) = classify(c);
+        let (cp, n) = decode(bytes, i);
+        let (class, lower) = if cp < 0x1_0000 {
+            table().get(cp)
+        } else {
+            let (class, lower) = classify_slow(char::from_u32(cp).unwrap_or(' '));
+            (class, lower.map_or(0, |l| l as u32))
+        };
+        let at = i;
+        i += n;
         if class == WS {
-            pending = started;
+            f.pending = f.started;
             continue;
         }
         if class == DROP {
             continue;
         }
-        if pending == 1 {
-            buf[len] = b' ';
-            len += 1;
-            pending = 0;
+        if f.pending == 1 {
+            f.buf[f.len] = b' ';
+            f.len += 1;
+            f.pending = 0;
         }
-        started = 1;
-        match lower {
-            Some(l) => len += l.encode_utf8(&mut buf[len..]).len(),
-            None => {
-                for l in c.to_lowercase() {
-                    len += l.encode_utf8(&mut buf[len..]).len();
-                }
+        f.started = 1;
+        if lower == cp {
+            // Its own lowercase (CJK, kana, Hangul, Thai, lowercase Latin,
+            // ...): copy the bytes.
+            if let Some(src) = bytes.get(at..at + 4) {
+                // Four bytes whatever n (no variable-length memcpy call);
+                // the buffer has room, the extra bytes are overwritten.
+                f.buf[f.len..f.len + 4].copy_from_slice(src);
+            } else {
+                f.buf[f.len..f.len + n].copy_from_slice(&bytes[at..at + n]);
+            }
+            f.len += n;
+        } else if let Some(l) = char::from_u32(lower).filter(|_| lower != 0) {
+            f.len += l.encode_utf8(&mut f.buf[f.len..]).len();
+        } else {
+            let c = text[at..].chars().next().unwrap();
+            for l in c.to_lowercase() {
+                f.len += l.encode_utf8(&mut f.buf[f.len..]).len();
             }
         }
     }
-    h.update(&buf[..len]);
+    h.update(&f.buf[..f.len]);
     h.digest128()
 }
 

@@ -2,8 +2,10 @@
 //! MinHash signatures, LSH banding and union-find, in memory or out of core.
 //!
 //! `normalize` → `shingle` → `minhash` → `lsh` → `near` (+ `cluster`), and
-//! `external` for sorted runs of band keys on disk.
+//! `external` for sorted runs of band keys on disk; `chars` holds the
+//! per-code-point tables both normalizations use.
 
+pub mod chars;
 pub mod cluster;
 pub mod exact;
 pub mod external;

@@ -129,38 +129,40 @@ pub fn pairs(
     Ok(all)
 }
 
-/// Exact Jaccard of the shingle sets of each pair of `texts` (two empty
-/// sets count as identical, 1.0). Each document in a pair is shingled once,
-/// its hashes sorted and deduplicated; a pair costs one merge of two sorted
-/// lists.
-pub fn exact_jaccard<S: AsRef<str> + Sync>(
+/// The sorted, deduplicated shingle hashes of the texts at `which` (every
+/// text when None) as one table: row `k` is `hashes[offsets[k]..offsets[k +
+/// 1]]`. Rows are computed in parallel, each alone, so the table does not
+/// depend on the thread count.
+pub fn shingle_sets<S: AsRef<str> + Sync>(
     texts: &[S],
     ngram: usize,
-    pairs: &[(u64, u64)],
-) -> Result<Vec<f64>> {
+    which: Option<&[u64]>,
+) -> Result<(Vec<u64>, Vec<u64>)> {
     if ngram == 0 {
         return Err(Error::invalid("ngram must be >= 1, got 0"));
     }
     let n = texts.len();
-    let mut needed = vec![false; n];
-    for &(a, b) in pairs {
-        if a as usize >= n || b as usize >= n {
-            return Err(Error::invalid(format!(
-                "pairs: ({a}, {b}) is out of range for {n} texts"
-            )));
+    let all: Vec<u64>;
+    let which = match which {
+        Some(w) => {
+            if let Some(&bad) = w.iter().find(|&&i| i as usize >= n) {
+                return Err(Error::invalid(format!(
+                    "index {bad} is out of range for {n} texts"
+                )));
+            }
+            w
         }
-        needed[a as usize] = true;
-        needed[b as usize] = true;
-    }
-    let sets: Vec<Vec<u64>> = (0..n)
-        .into_par_iter()
+        None => {
+            all = (0..n as u64).collect();
+            &all
+        }
+    };
+    let rows: Vec<Vec<u64>> = which
+        .par_iter()
         .map_init(
             || (shingle::Scratch::default(), Vec::new()),
-            |(scratch, hashes), i| {
-                if !needed[i] {
-                    return Vec::new();
-                }
-                shingle::shingle_hashes_into(texts[i].as_ref(), ngram, scratch, hashes);
+            |(scratch, hashes), &i| {
+                shingle::shingle_hashes_into(texts[i as usize].as_ref(), ngram, scratch, hashes);
                 let mut set = hashes.clone();
                 set.sort_unstable();
                 set.dedup();
@@ -168,10 +170,96 @@ pub fn exact_jaccard<S: AsRef<str> + Sync>(
             },
         )
         .collect();
-    Ok(pairs
+    let mut offsets = Vec::with_capacity(rows.len() + 1);
+    offsets.push(0u64);
+    let mut total = 0u64;
+    for r in &rows {
+        total += r.len() as u64;
+        offsets.push(total);
+    }
+    Ok((offsets, rows.concat()))
+}
+
+/// A table of sorted sets made by [`shingle_sets`]: `(offsets, hashes)`.
+pub type SetTable<'a> = (&'a [u64], &'a [u64]);
+
+fn check_table(t: SetTable<'_>, name: &str) -> Result<usize> {
+    let (off, hashes) = t;
+    let ok = !off.is_empty()
+        && off[0] == 0
+        && *off.last().unwrap() as usize == hashes.len()
+        && off.windows(2).all(|w| w[0] <= w[1]);
+    if !ok {
+        return Err(Error::invalid(format!(
+            "{name}: offsets must start at 0, not decrease and end at the number of hashes"
+        )));
+    }
+    Ok(off.len() - 1)
+}
+
+fn row<'a>(t: SetTable<'a>, k: u64) -> &'a [u64] {
+    &t.1[t.0[k as usize] as usize..t.0[k as usize + 1] as usize]
+}
+
+/// Exact Jaccard of row `ia[k]` of table `a` and row `ib[k]` of table `b`
+/// for every `k` (two empty sets count as identical, 1.0), in parallel: one
+/// merge of two sorted lists per pair.
+pub fn table_jaccard(a: SetTable<'_>, b: SetTable<'_>, ia: &[u64], ib: &[u64]) -> Result<Vec<f64>> {
+    let (na, nb) = (check_table(a, "a")?, check_table(b, "b")?);
+    if ia.len() != ib.len() {
+        return Err(Error::invalid(format!(
+            "pairs: {} rows of a but {} rows of b",
+            ia.len(),
+            ib.len()
+        )));
+    }
+    if ia.iter().any(|&i| i as usize >= na) || ib.iter().any(|&i| i as usize >= nb) {
+        return Err(Error::invalid(format!(
+            "pairs: row out of range (a has {na} rows, b has {nb})"
+        )));
+    }
+    Ok(ia
         .par_iter()
-        .map(|&(a, b)| sorted_jaccard(&sets[a as usize], &sets[b as usize]))
+        .zip(ib.par_iter())
+        .map(|(&x, &y)| sorted_jaccard(row(a, x), row(b, y)))
         .collect())
+}
+
+/// Exact Jaccard of the shingle sets of each pair of `texts` (two empty
+/// sets count as identical, 1.0). Only the documents in some pair are
+/// shingled, once each, their hashes sorted and deduplicated; a pair costs
+/// one merge of two sorted lists.
+pub fn exact_jaccard<S: AsRef<str> + Sync>(
+    texts: &[S],
+    ngram: usize,
+    pairs: &[(u64, u64)],
+) -> Result<Vec<f64>> {
+    let n = texts.len();
+    // Row of each needed document in the set table (u64::MAX: not needed).
+    let mut row_of = vec![u64::MAX; n];
+    for &(a, b) in pairs {
+        if a as usize >= n || b as usize >= n {
+            return Err(Error::invalid(format!(
+                "pairs: ({a}, {b}) is out of range for {n} texts"
+            )));
+        }
+        row_of[a as usize] = 0;
+        row_of[b as usize] = 0;
+    }
+    let mut which = Vec::new();
+    for (i, r) in row_of.iter_mut().enumerate() {
+        if *r == 0 {
+            *r = which.len() as u64;
+            which.push(i as u64);
+        }
+    }
+    let (off, hashes) = shingle_sets(texts, ngram, Some(&which))?;
+    let t = (&off[..], &hashes[..]);
+    let (ia, ib): (Vec<u64>, Vec<u64>) = pairs
+        .iter()
+        .map(|&(a, b)| (row_of[a as usize], row_of[b as usize]))
+        .unzip();
+    table_jaccard(t, t, &ia, &ib)
 }
 
 fn sorted_jaccard(x: &[u64], y: &[u64]) -> f64 {
@@ -305,6 +393,16 @@ mod tests {
         let j = exact_jaccard(&["a b c d", "a b c e", ""], 2, &[(0, 1), (2, 2)]).unwrap();
         assert_eq!(j, vec![0.5, 1.0]);
         assert!(exact_jaccard(&["a"], 2, &[(0, 1)]).is_err());
+        let (off, hs) = shingle_sets(&["a b c d", "x", "a b c e"], 2, Some(&[2, 0])).unwrap();
+        assert_eq!(off, vec![0, 3, 6]);
+        let t = (&off[..], &hs[..]);
+        assert_eq!(
+            table_jaccard(t, t, &[0, 1], &[1, 1]).unwrap(),
+            vec![0.5, 1.0]
+        );
+        assert!(table_jaccard(t, t, &[2], &[0]).is_err());
+        assert!(table_jaccard((&[0, 5], &hs), t, &[0], &[0]).is_err());
+        assert!(shingle_sets(&["a"], 2, Some(&[1])).is_err());
         let texts = [
             "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10",
             "w1 w2 w3 w4 w5 w6 w7 w8 w9 w11",

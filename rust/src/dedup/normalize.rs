@@ -20,6 +20,8 @@
 
 use unicode_general_category::{get_general_category, GeneralCategory as G};
 
+use super::chars::{decode, push_utf8, single_lower, BmpTable};
+
 /// Scripts written without spaces between words: each of their characters is
 /// a word of its own.
 pub fn is_unspaced(c: char) -> bool {
@@ -58,65 +60,171 @@ pub fn is_word_char(c: char) -> bool {
     )
 }
 
+const BOUNDARY: u8 = 0;
+const WORD: u8 = 1;
+const SOLO: u8 = 2; // a word character of an unspaced script: a word alone
+
+/// The class of `c` (by the rule above) and its single-character lowercase.
+fn classify_slow(c: char) -> (u8, Option<char>) {
+    let class = if !is_word_char(c) {
+        BOUNDARY
+    } else if is_unspaced(c) {
+        SOLO
+    } else {
+        WORD
+    };
+    (class, single_lower(c))
+}
+
+fn table() -> &'static BmpTable {
+    static TABLE: std::sync::OnceLock<BmpTable> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| BmpTable::build(classify_slow))
+}
+
+/// ASCII bytes: the lowercase of a letter or digit, 0 for a boundary.
+const fn ascii_words() -> [u8; 128] {
+    let mut t = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            t[b] = c.to_ascii_lowercase();
+        }
+        b += 1;
+    }
+    t
+}
+
+static ASCII_WORD: [u8; 128] = ascii_words();
+
 /// Normalize `text` into `out` (cleared first): lowercased words joined by
-/// single spaces. `starts` receives the byte offset of each word in `out`
-/// (the word ends where the next one starts minus the space, or at the end).
-/// Both buffers are reused across documents to avoid an allocation per text.
-pub fn words_into(text: &str, out: &mut String, starts: &mut Vec<u32>) {
+/// single spaces, valid UTF-8. `starts` receives the byte offset of each
+/// word in `out` (the word ends where the next one starts minus the space,
+/// or at the end). Both buffers are reused across documents to avoid an
+/// allocation per text.
+///
+/// Bytes, not chars: ASCII runs take branch-free steps; other characters of the BMP are decoded by hand and take one lookup in
+/// [`BmpTable`] for class and lowercase (the standard library's category
+/// and case searches run only for characters outside the BMP and for the
+/// few whose lowercase is more than one character).
+pub fn words_into(text: &str, out: &mut Vec<u8>, starts: &mut Vec<u32>) {
     out.clear();
     starts.clear();
-    out.reserve(text.len());
-    // `in_word`: the last pushed character belongs to a word that may go on.
-    let mut in_word = false;
+    // A space per word at most doubles one-byte words; lowercase expansions
+    // (2 -> 3 bytes) stay within that.
+    out.reserve(2 * text.len());
+    // 1 when the last pushed character belongs to a word that may go on.
+    let mut in_word = 0usize;
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
         if b < 0x80 {
-            // ASCII fast path: no decoding, no category lookup.
-            i += 1;
-            if b.is_ascii_alphanumeric() {
-                if !in_word {
-                    start_word(out, starts);
-                    in_word = true;
-                }
-                out.push(b.to_ascii_lowercase() as char);
-            } else {
-                in_word = false;
+            if bytes.get(i + 1).is_some_and(|&c| c < 0x80) {
+                i = ascii_run(bytes, i, out, starts, &mut in_word);
+                continue;
             }
+            // One ASCII byte between non-ASCII ones (the space between two
+            // Cyrillic words): not worth growing the buffers for a run.
+            i += 1;
+            let lower = ASCII_WORD[b as usize];
+            if lower == 0 {
+                in_word = 0;
+                continue;
+            }
+            if in_word == 0 {
+                start_word(out, starts);
+                in_word = 1;
+            }
+            out.push(lower);
             continue;
         }
-        let c = text[i..].chars().next().unwrap();
-        i += c.len_utf8();
-        if !is_word_char(c) {
-            in_word = false;
+        let (cp, len) = decode(bytes, i);
+        let (class, lower) = if cp < 0x1_0000 {
+            table().get(cp)
+        } else {
+            let (class, lower) = classify_slow(char::from_u32(cp).unwrap_or(' '));
+            (class, lower.map_or(0, |l| l as u32))
+        };
+        if class == BOUNDARY {
+            in_word = 0;
+            i += len;
             continue;
         }
-        let solo = is_unspaced(c);
-        if !in_word || solo {
+        let solo = class == SOLO;
+        if in_word == 0 || solo {
             start_word(out, starts);
         }
-        for l in c.to_lowercase() {
-            out.push(l);
+        if lower != 0 {
+            push_utf8(out, lower);
+        } else {
+            let c = text[i..].chars().next().unwrap();
+            for l in c.to_lowercase() {
+                push_utf8(out, l as u32);
+            }
         }
-        in_word = !solo;
+        i += len;
+        in_word = (!solo) as usize;
     }
 }
 
+/// The ASCII bytes from `i` on (up to a non-ASCII byte or 4 KB), without a
+/// branch per byte: in prose the class changes every few bytes, and a
+/// branch per change mispredicts about that often. Both buffers are grown
+/// once for the run (an ASCII byte adds at most one byte and one word), then
+/// cut to what was written. Returns where the run stopped.
 #[inline]
-fn start_word(out: &mut String, starts: &mut Vec<u32>) {
+fn ascii_run(
+    bytes: &[u8],
+    mut i: usize,
+    out: &mut Vec<u8>,
+    starts: &mut Vec<u32>,
+    in_word: &mut usize,
+) -> usize {
+    const RUN: usize = 4096;
+    let end = (i + RUN).min(bytes.len());
+    let (mut len, mut nw) = (out.len(), starts.len());
+    out.resize(len + (end - i) + 1, 0);
+    starts.resize(nw + (end - i), 0);
+    let mut w_prev = *in_word;
+    while i < end {
+        let b = bytes[i];
+        if b >= 0x80 {
+            break;
+        }
+        i += 1;
+        let lower = ASCII_WORD[b as usize];
+        let w = (lower != 0) as usize;
+        let start = w & (w_prev ^ 1);
+        // A space before a word that is not the first.
+        out[len] = b' ';
+        len += start & (len != 0) as usize;
+        starts[nw] = len as u32;
+        nw += start;
+        out[len] = lower;
+        len += w;
+        w_prev = w;
+    }
+    out.truncate(len);
+    starts.truncate(nw);
+    *in_word = w_prev;
+    i
+}
+
+#[inline]
+fn start_word(out: &mut Vec<u8>, starts: &mut Vec<u32>) {
     if !out.is_empty() {
-        out.push(' ');
+        out.push(b' ');
     }
     starts.push(out.len() as u32);
 }
 
 /// The normalized text (words joined by single spaces).
 pub fn normalize(text: &str) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     let mut starts = Vec::new();
     words_into(text, &mut out, &mut starts);
-    out
+    String::from_utf8(out).expect("words_into writes UTF-8")
 }
 
 /// The normalized words of `text`.
@@ -157,10 +265,36 @@ mod tests {
 
     #[test]
     fn word_starts_point_into_the_output() {
-        let mut out = String::new();
+        let mut out = Vec::new();
         let mut starts = Vec::new();
         words_into("A bc, DEF", &mut out, &mut starts);
-        assert_eq!(out, "a bc def");
+        assert_eq!(out, b"a bc def");
         assert_eq!(starts, vec![0, 2, 5]);
+    }
+
+    #[test]
+    fn table_equals_the_rule_for_every_code_point() {
+        let t = table();
+        for cp in 0..0x1_0000u32 {
+            let Some(c) = char::from_u32(cp) else {
+                continue;
+            };
+            let (class, lower) = classify_slow(c);
+            assert_eq!(
+                t.get(cp),
+                (class, lower.map_or(0, |l| l as u32)),
+                "U+{cp:04X}"
+            );
+        }
+    }
+
+    #[test]
+    fn multi_character_lowercase_and_astral_planes() {
+        assert_eq!(normalize("İSTANBUL"), "i\u{307}stanbul");
+        // Deseret (outside the BMP) has case; U+20000 is an unspaced ideograph.
+        assert_eq!(
+            normalize("\u{10400}x \u{20000}\u{20001}"),
+            "\u{10428}x \u{20000} \u{20001}"
+        );
     }
 }

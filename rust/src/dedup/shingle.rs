@@ -14,7 +14,7 @@ use super::normalize::words_into;
 /// Buffers reused from one document to the next (one per worker thread).
 #[derive(Default)]
 pub struct Scratch {
-    pub normalized: String,
+    pub normalized: Vec<u8>,
     pub starts: Vec<u32>,
 }
 
@@ -22,7 +22,7 @@ pub struct Scratch {
 pub fn shingle_hashes_into(text: &str, ngram: usize, scratch: &mut Scratch, hashes: &mut Vec<u64>) {
     hashes.clear();
     words_into(text, &mut scratch.normalized, &mut scratch.starts);
-    let norm = scratch.normalized.as_bytes();
+    let norm = &scratch.normalized[..];
     let starts = &scratch.starts;
     let nw = starts.len();
     if nw == 0 {

@@ -242,6 +242,43 @@ pub fn shingle_jaccard<'py>(
     Ok(PyArray1::from_vec(py, sims))
 }
 
+/// Sorted, deduplicated shingle hashes of `texts[which]` (every text when
+/// None) as `(offsets, hashes)`: row `k` is `hashes[offsets[k]:offsets[k+1]]`.
+#[pyfunction]
+#[pyo3(signature = (texts, ngram, which=None))]
+pub fn shingle_sets<'py>(
+    py: Python<'py>,
+    texts: Vec<PyBackedStr>,
+    ngram: usize,
+    which: Option<PyReadonlyArray1<'py, u64>>,
+) -> PyResult<(U64Array<'py>, U64Array<'py>)> {
+    let which = match &which {
+        Some(w) => Some(w.as_slice()?),
+        None => None,
+    };
+    let (off, hashes) =
+        py.detach(|| pool::install(|| near::shingle_sets(&texts, ngram, which)))??;
+    Ok((PyArray1::from_vec(py, off), PyArray1::from_vec(py, hashes)))
+}
+
+/// Exact Jaccard of row `ia[k]` of set table `a` and row `ib[k]` of `b`.
+#[pyfunction]
+pub fn set_table_jaccard<'py>(
+    py: Python<'py>,
+    a_offsets: PyReadonlyArray1<'py, u64>,
+    a_hashes: PyReadonlyArray1<'py, u64>,
+    b_offsets: PyReadonlyArray1<'py, u64>,
+    b_hashes: PyReadonlyArray1<'py, u64>,
+    ia: PyReadonlyArray1<'py, u64>,
+    ib: PyReadonlyArray1<'py, u64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let a = (a_offsets.as_slice()?, a_hashes.as_slice()?);
+    let b = (b_offsets.as_slice()?, b_hashes.as_slice()?);
+    let (ia, ib) = (ia.as_slice()?, ib.as_slice()?);
+    let sims = py.detach(|| pool::install(|| near::table_jaccard(a, b, ia, ib)))??;
+    Ok(PyArray1::from_vec(py, sims))
+}
+
 /// Union-find over `n` documents and edges `u[i] -- v[i]`: each document's
 /// smallest cluster member.
 #[pyfunction]
@@ -311,6 +348,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(near_duplicate_clusters, m)?)?;
     m.add_function(wrap_pyfunction!(near_duplicate_clusters_exact, m)?)?;
     m.add_function(wrap_pyfunction!(shingle_jaccard, m)?)?;
+    m.add_function(wrap_pyfunction!(shingle_sets, m)?)?;
+    m.add_function(wrap_pyfunction!(set_table_jaccard, m)?)?;
     m.add_function(wrap_pyfunction!(union_find, m)?)?;
     m.add_function(wrap_pyfunction!(write_run, m)?)?;
     m.add_function(wrap_pyfunction!(merge_runs, m)?)?;
