@@ -13,10 +13,12 @@ Each method reports near-duplicate pairs; recall and precision are over those
 pairs against the true pairs. Clustering those pairs (union-find) joins
 chains (A~B, B~C, A!~C), so the "cluster" columns, over pairs of documents
 in one cluster, show what removal sees.
-  fastllm     dedup.minhash + dedup.near_duplicate_pairs (verified by
-              signature agreement >= threshold); second row: the same
-              candidates verified by exact shingle Jaccard
-              (dedup.shingle_jaccard), as near_duplicate_clusters(verify="exact")
+  fastllm     dedup.minhash, then the LSH candidates (near_duplicate_pairs,
+              verify=False) verified by exact shingle Jaccard
+              (dedup.shingle_jaccard), as near_duplicate_clusters does by
+              default (verify=True means exact where the texts are at hand);
+              second row: verified by signature agreement >= threshold
+              (verify="signature", what the Ray mode does)
   datasketch  MinHash.update_batch + MinHashLSH(threshold) insert/query
   rensa       RMinHash per document (update) and, as a second row, the bulk
               RMinHash.digest_matrix_from_token_sets; RMinHashLSH with
@@ -24,7 +26,9 @@ in one cluster, show what removal sees.
 The peers get Python shingling (regex words, 5-grams joined by spaces), as a
 user would write it; their MB/s include it. MB/s = UTF-8 bytes of text /
 seconds for text -> signatures (best of --repeat). Exact dedup MB/s is
-dedup.content_hashes on the same texts.
+dedup.content_hashes on the same texts, then on each kind of text in
+../shared/data/text (file name prefix: English books, multilingual, code,
+wiki/news) alone.
 
 Run:  PYTHONPATH=python python benches/python/bench_dedup.py
 """
@@ -71,6 +75,16 @@ def load_documents(min_words, max_words, limit, seed):
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(docs))[:limit]
     return [docs[i] for i in order]
+
+
+def texts_by_kind():
+    """Whole documents of ../shared/data/text grouped by file name prefix."""
+    kinds: dict[str, list[str]] = defaultdict(list)
+    for path in sorted(shared_text_dir().glob("*.jsonl.gz")):
+        kind = path.name.rsplit("-", 1)[0]
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            kinds[kind].extend(json.loads(line)["text"] for line in f)
+    return dict(kinds)
 
 
 def edit(words, rate, vocab, rng):
@@ -175,7 +189,9 @@ def run_fastllm(texts, a):
         out[threads] = secs
         if threads == 1:
             out["cpu"] = LAST_CPU[0]
-    pairs = {tuple(x) for x in dedup.near_duplicate_pairs(sigs, a.threshold).tolist()}
+    pairs = {
+        tuple(x) for x in dedup.near_duplicate_pairs(sigs, a.threshold, verify="signature").tolist()
+    }
     return out, pairs, sigs
 
 
@@ -309,7 +325,6 @@ def main():
     rows = []
     fl_secs, fl_pairs, sigs = run_fastllm(texts, a)
     fl_params = dedup.lsh_params(a.threshold, a.num_perm, *dedup.VERIFIED_WEIGHTS)
-    rows.append(("fastllm", fl_params, fl_secs, quality(n, fl_pairs, truth)))
     fastllm.set_num_threads(1)
     t0 = time.perf_counter()
     cand = dedup.near_duplicate_pairs(
@@ -318,7 +333,11 @@ def main():
     jac = dedup.shingle_jaccard(texts, cand, a.ngram)
     exact_secs = time.perf_counter() - t0
     exact_pairs = {tuple(x) for x in cand[jac >= a.threshold].tolist()}
-    rows.append(("fastllm, verify=exact", fl_params, {}, quality(n, exact_pairs, truth)))
+    rows.append(
+        ("fastllm (default: verify=exact)", fl_params, fl_secs, quality(n, exact_pairs, truth))
+    )
+    rows.append(("fastllm, verify=signature", fl_params, {}, quality(n, fl_pairs, truth)))
+    e2e_secs, _ = best_of(lambda: dedup.near_duplicate_clusters(texts, a.threshold), a.repeat)
     raw = {tuple(x) for x in dedup.near_duplicate_pairs(sigs, a.threshold, verify=False).tolist()}
     rows.append(
         (
@@ -368,7 +387,8 @@ def main():
         )
     print(
         f"exact verification of {len(cand)} candidate pairs (LSH + shingle Jaccard), 1 thread: "
-        f"{exact_secs:.2f} s ({mb / (fl_secs[1] + exact_secs):.1f} MB/s with the signatures)"
+        f"{exact_secs:.2f} s ({mb / (fl_secs[1] + exact_secs):.1f} MB/s with the signatures); "
+        f"near_duplicate_clusters(texts) end to end, 1 thread: {mb / e2e_secs:.1f} MB/s"
     )
 
     fastllm.set_num_threads(1)
@@ -382,6 +402,16 @@ def main():
         )
     secs, _ = best_of(lambda: dedup.exact_duplicates(big), a.repeat)
     print(f"exact dedup, exact_duplicates (normalize=True), 1 thread: {big_mb / secs:.0f} MB/s")
+    for kind, docs in texts_by_kind().items():
+        kmb = sum(len(t.encode("utf-8")) for t in docs) / 1e6
+        speeds = []
+        for norm in (False, True):
+            secs, _ = best_of(lambda n=norm, d=docs: dedup.content_hashes(d, normalize=n), a.repeat)
+            speeds.append(f"{kmb / secs:.0f} MB/s (CPU time: {kmb / LAST_CPU[0]:.0f})")
+        print(
+            f"exact dedup on {kind} ({len(docs)} docs, {kmb:.1f} MB), 1 thread: "
+            f"normalize=False {speeds[0]}, normalize=True {speeds[1]}"
+        )
     fastllm.set_num_threads(before)
     print(
         f"load average {os.getloadavg()[0]:.1f} at end (the machine is shared: MB/s are wall time)"

@@ -15,7 +15,15 @@
 /// `char::to_lowercase`).
 pub struct BmpTable {
     entries: Box<[u32]>,
+    /// Per page of 64 code points: the class shared by all of them when each
+    /// is its own lowercase (CJK, kana, Hangul, most of Thai), else
+    /// [`MIXED`]. A 1 KB table that stays in L1, where `entries` (256 KB)
+    /// does not: such characters need no lookup in `entries`.
+    pages: Box<[u8]>,
 }
+
+/// A page whose characters differ in class or case.
+pub const MIXED: u8 = u8::MAX;
 
 impl BmpTable {
     /// The table of `f(c) = (class, single-character lowercase)` for every
@@ -29,8 +37,29 @@ impl BmpTable {
                 }
                 None => 0,
             })
+            .collect::<Box<[u32]>>();
+        let pages = (0..0x400u32)
+            .map(|page| {
+                let first = entries[(page << 6) as usize] as u8;
+                let uniform = (page << 6..(page + 1) << 6).all(|cp| {
+                    let e = entries[cp as usize];
+                    e as u8 == first && e >> 8 == cp && char::from_u32(cp).is_some()
+                });
+                if uniform {
+                    first
+                } else {
+                    MIXED
+                }
+            })
             .collect();
-        Self { entries }
+        Self { entries, pages }
+    }
+
+    /// The class of every code point of the page of `cp < 0x10000` when they
+    /// share it and are their own lowercase, else [`MIXED`].
+    #[inline(always)]
+    pub fn page_class(&self, cp: u32) -> u8 {
+        self.pages[(cp >> 6) as usize & 0x3FF]
     }
 
     /// `(class, lowercase code point or 0)` of `cp < 0x10000`.
@@ -123,5 +152,8 @@ mod tests {
         assert_eq!(t.get('Σ' as u32), (1, 'σ' as u32));
         assert_eq!(t.get('İ' as u32), (1, 0)); // "i\u{307}": two characters
         assert_eq!(t.get('—' as u32), (0, '—' as u32));
+        assert_eq!(t.page_class('中' as u32), 1);
+        assert_eq!(t.page_class('A' as u32), MIXED);
+        assert_eq!(t.page_class(0xD800), MIXED); // surrogates
     }
 }
