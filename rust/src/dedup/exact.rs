@@ -135,14 +135,21 @@ fn normalized_hash(text: &str) -> u128 {
             f.len = 0;
         }
         if let Some(block) = bytes.get(i..i + 8) {
-            let w = u64::from_le_bytes(block.try_into().unwrap());
-            if w & 0x8080_8080_8080_8080 == 0 {
+            let high = u64::from_le_bytes(block.try_into().unwrap()) & 0x8080_8080_8080_8080;
+            if high == 0 {
                 for &b in block {
                     f.ascii(b);
                 }
                 i += 8;
                 continue;
             }
+            // The ASCII bytes before the block's first non-ASCII one, then
+            // that character (not one block test per byte).
+            let k = high.trailing_zeros() as usize / 8;
+            for &b in &block[..k] {
+                f.ascii(b);
+            }
+            i += k;
         }
         let b = bytes[i];
         if b < 0x80 {
@@ -151,6 +158,22 @@ fn normalized_hash(text: &str) -> u128 {
             continue;
         }
         let (cp, n) = decode(bytes, i);
+        if n == 2 {
+            // Latin, Greek, Cyrillic, Hebrew, Arabic letters: kept, with a
+            // two-byte lowercase, is the common case (no branch on pending).
+            let (class, lower) = tab.get(cp);
+            if class == KEEP && (0x80..0x800).contains(&lower) {
+                f.buf[f.len] = b' ';
+                f.len += f.pending;
+                f.pending = 0;
+                f.started = 1;
+                f.buf[f.len] = 0xC0 | (lower >> 6) as u8;
+                f.buf[f.len + 1] = 0x80 | (lower & 0x3F) as u8;
+                f.len += 2;
+                i += 2;
+                continue;
+            }
+        }
         if n == 3 && tab.page_class(cp) == KEEP {
             // A caseless letter of a page of them (CJK, kana, Hangul):
             // copied as it is, no lookup in the large table.

@@ -141,6 +141,20 @@ pub fn words_into(text: &str, out: &mut Vec<u8>, starts: &mut Vec<u32>) {
             continue;
         }
         let (cp, len) = decode(bytes, i);
+        if len == 2 {
+            // Latin, Greek, Cyrillic, Hebrew, Arabic letters: a word
+            // character with a two-byte lowercase is the common case.
+            let (class, lower) = tab.get(cp);
+            if class == WORD && (0x80..0x800).contains(&lower) {
+                if in_word == 0 {
+                    start_word(out, starts);
+                    in_word = 1;
+                }
+                out.extend_from_slice(&[0xC0 | (lower >> 6) as u8, 0x80 | (lower & 0x3F) as u8]);
+                i += 2;
+                continue;
+            }
+        }
         if len == 3 && tab.page_class(cp) == SOLO {
             // An ideograph or kana of a page of them: a word of its own,
             // copied as it is, no lookup in the large table.
