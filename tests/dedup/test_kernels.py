@@ -15,6 +15,7 @@ from tests.dedup import reference as ref  # noqa: E402
 from tests.dedup.conftest import text, threads, words_text  # noqa: E402
 
 
+@settings(deadline=None)  # no wall-clock limit: the machine may be shared
 @given(text)
 def test_normalized_words_match_reference(t):
     assert _core.dedup_words(t) == ref.words(t)
@@ -28,11 +29,13 @@ def test_normalization_examples():
     assert _core.dedup_words(" ... ") == []
 
 
+@settings(deadline=None)  # no wall-clock limit: the machine may be shared
 @given(text, st.integers(1, 6))
 def test_shingle_hashes_match_reference(t, n):
     assert _core.shingle_hashes(t, n).tolist() == ref.shingle_hashes(t, n)
 
 
+@settings(deadline=None)  # no wall-clock limit: the machine may be shared
 @given(st.integers(1, 40), st.integers(0, 2**64 - 1))
 def test_permutation_parameters_match_reference(num_perm, seed):
     a, b = _core.minhash_params(num_perm, seed)
@@ -165,6 +168,7 @@ def test_pairs_and_exact_clusters_match_reference(bases, threshold, verify):
 ASCII = "abcXYZ019 \t\n\r\x0b\x0c.,;!?'\"-_\x00\x1c\x7f"
 
 
+@settings(deadline=None)  # no wall-clock limit: the machine may be shared
 @given(st.text(alphabet=ASCII, max_size=60))
 def test_normalized_exact_hash_is_xxh3_128_of_the_folded_text(t):
     import xxhash
