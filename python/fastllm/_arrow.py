@@ -34,13 +34,14 @@ def text_column(obj: Any, where: str) -> Any:
     if pa.types.is_dictionary(t):
         obj = obj.cast(t.value_type)
         t = obj.type
+    # The view types exist from pyarrow 16 on (we support 14).
+    views = [getattr(pa.types, f"is_{v}_view", None) for v in ("string", "binary")]
     ok = (
         pa.types.is_string(t)
         or pa.types.is_large_string(t)
         or pa.types.is_binary(t)
         or pa.types.is_large_binary(t)
-        or pa.types.is_string_view(t)
-        or pa.types.is_binary_view(t)
+        or any(v is not None and v(t) for v in views)
     )
     if not ok:
         raise TypeError(f"{where}: expected an Arrow string or binary array, got {t}")
