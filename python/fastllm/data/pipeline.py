@@ -143,7 +143,7 @@ class Runner:
 
         d = self.cfg.dedup
         n = len(table)
-        texts = table.column("text").to_pylist()
+        texts = table.column("text")  # read in place by Rust, no to_pylist
         hashes = content_hashes(texts) if n else np.zeros((0, 2), np.uint64)
         sigs = minhash(texts, d.num_perm, d.ngram, d.seed) if n and d.near else None
         if sigs is None:
@@ -376,7 +376,7 @@ class Runner:
             for off in range(0, len(t), bs):
                 texts = t.column("text").slice(off, bs)
                 t0 = time.perf_counter()
-                ids, offsets = tok.encode_to_numpy(texts.to_pylist(), disallowed_special=())
+                ids, offsets = tok.encode_to_numpy(texts, disallowed_special=())
                 t1 = time.perf_counter()
                 writer.add(ids, offsets, source=r["source"])
                 t2 = time.perf_counter()

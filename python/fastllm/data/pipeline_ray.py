@@ -67,7 +67,7 @@ class _Stages:
         stats: dict[str, StageStats] = {}
         table = self.runner.stage_batch(table, stats)
         n = len(table)
-        h = content_hashes(table.column("text").to_pylist()) if n else np.zeros((0, 2), np.uint64)
+        h = content_hashes(table.column("text")) if n else np.zeros((0, 2), np.uint64)
         kept = pa.table(
             {
                 "id": table.column("id"),
@@ -104,9 +104,7 @@ class _Tokenize:
 
         if self.tok is None:
             self.tok = Tokenizer.from_file(self.path)
-        ids, offsets = self.tok.encode_to_numpy(
-            batch.column("text").to_pylist(), disallowed_special=()
-        )
+        ids, offsets = self.tok.encode_to_numpy(batch.column("text"), disallowed_special=())
         tokens = pa.ListArray.from_arrays(
             pa.array(offsets.astype(np.int32)), pa.array(ids, pa.uint32())
         )
