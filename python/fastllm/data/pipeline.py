@@ -103,11 +103,7 @@ class Runner:
         self.out = Path(cfg.output.dir)
         self.extract = Extract(cfg.run.extract)
         # Loading the hooks is part of config checking: before any work.
-        self.filters: list[Stage] = (
-            build_filters(cfg.filter.min_chars, cfg.filter.max_chars, cfg.filter.stages)
-            if cfg.filter.enabled
-            else []
-        )
+        self.filters: list[Stage] = build_filters(cfg.filter, cfg.pii)
         self.tokenizer = None
         if cfg.tokenizer.path:
             from fastllm.tokenizer import Tokenizer
@@ -117,7 +113,7 @@ class Runner:
             except (OSError, ValueError) as e:
                 raise ConfigError(f"tokenizer.path: {cfg.tokenizer.path}: {e}") from None
         self._batches = 0  # batches written in this process (for the kill hook)
-        self.fingerprint = cfg.fingerprint("input", "filter", "dedup") + (
+        self.fingerprint = cfg.fingerprint("input", "filter", "pii", "dedup") + (
             "x" if cfg.run.extract else "r"
         )
 
@@ -417,7 +413,7 @@ class Runner:
             report = json.loads((out / REPORT).read_text(encoding="utf-8"))
             if report.get("fingerprint") != self.fingerprint:
                 raise ConfigError(
-                    f"{out}: finished with other settings (input/filter/dedup/run.extract); "
+                    f"{out}: finished with other settings (input/filter/pii/dedup/run.extract); "
                     "use --force to redo it, or another --output"
                 )
             report["finished_before"] = True
