@@ -124,7 +124,9 @@ def build_tokenizer(out: Path):
         tok = Tokenizer.from_file(path)
         stage.reused = True
     else:
-        tok = Tokenizer.train([out / "corpus" / "train.jsonl"], VOCAB_SIZE, special_tokens=(EOT,))
+        tok = Tokenizer.train(
+            [out / "corpus" / "train.jsonl"], VOCAB_SIZE, special_tokens=(EOT,)
+        )
         tok.save(path)
     stage.seconds = time.perf_counter() - t0
     stage.info = {"vocab_size": tok.vocab_size, "path": str(path)}
@@ -155,9 +157,7 @@ def build_shards(out: Path, tok) -> Stage:
     manifests = {
         s: json.loads((out / "shards" / s / "manifest.json").read_text()) for s in ("train", "val")
     }
-    stage.info = {
-        s: {"documents": m["documents"], "tokens": m["tokens"]} for s, m in manifests.items()
-    }
+    stage.info = {s: {"documents": m["documents"], "tokens": m["tokens"]} for s, m in manifests.items()}
     stage.seconds = time.perf_counter() - t0
     return stage
 
@@ -198,9 +198,7 @@ def samples(trainer, tok, prompts=("def ", "class ", "import ")) -> list[str]:
     out = []
     with torch.no_grad():
         for p in prompts:
-            ids = sample(
-                model, tok.encode(p), 60, temperature=0.8, top_k=40, generator=g, stop_id=eot
-            )
+            ids = sample(model, tok.encode(p), 60, temperature=0.8, top_k=40, generator=g, stop_id=eot)
             out.append(p + tok.decode([i for i in ids if i != eot]))
     return out
 
@@ -222,9 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.config:
             config = TrainConfig.load(args.config, overrides)
             if not config.data.shards:
-                raise ValueError(
-                    f"{args.config}: [data] shards is empty; name a shard set to train on"
-                )
+                raise ValueError(f"{args.config}: [data] shards is empty; name a shard set to train on")
             tok_path = Path(config.data.tokenizer) if config.data.tokenizer else None
             tok = None
             if tok_path is not None:
@@ -267,9 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         for s in stages:
             brief = ", ".join(f"{k}={v}" for k, v in s.info.items() if not isinstance(v, dict))
             nested = ", ".join(f"{k}: {v}" for k, v in s.info.items() if isinstance(v, dict))
-            print(
-                f"{s.name:<10} {s.seconds:7.1f}s  {'reused' if s.reused else '':6} {brief or nested}"
-            )
+            print(f"{s.name:<10} {s.seconds:7.1f}s  {'reused' if s.reused else '':6} {brief or nested}")
         for t in texts:
             print("\n--- sample ---\n" + t)
         print(f"\nreport: {out / 'report.json'}; model: {trainer.out_dir}")

@@ -69,7 +69,9 @@ def train(
 
     from tqdm.auto import tqdm
 
-    fed = tqdm(desc="counting pre-tokens", unit="B", unit_scale=True, disable=not show_progress)
+    fed = tqdm(
+        desc="counting pre-tokens", unit="B", unit_scale=True, disable=not show_progress
+    )
     chunk: list[str] = []
     size = 0
     for doc in _documents(texts, text_field):

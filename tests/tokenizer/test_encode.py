@@ -17,80 +17,20 @@ from fastllm import Tokenizer
 # skin tones), CJK, combining marks, control characters, whitespace runs of
 # every kind, contractions in odd cases, digits, mixed scripts.
 PIECES = [
-    "a",
-    "The",
-    " quick",
-    "don't",
-    "I'M",
-    "we'LL",
-    "'s",
-    "ſ",
-    "K",
-    "ǅ",
-    "ß",
-    "İ",
-    "日本語",
-    "中文字",
-    "한국어",
-    "العربية",
-    "עברית",
-    "ไทย",
-    "हिन्दी",
-    "Ελληνικά",
-    "кириллица",
-    "👍🏽",
-    "👨‍👩‍👧",
-    "🇩🇪",
-    "e\u0301",
-    "\u0300",
-    "\u200d",
-    "\ufeff",
-    "\u00ad",
-    " ",
-    "  ",
-    "\t",
-    "\n",
-    "\r\n",
-    "\r",
-    "\u00a0",
-    "\u3000",
-    "\u2028",
-    "\u0085",
-    "\u000b",
-    "\u000c",
-    "\u180e",
-    "\u200b",
-    "\x00",
-    "\x1f",
-    "\x7f",
-    "123",
-    "4567",
-    "٣٤",
-    "½",
-    "Ⅻ",
-    "3.14",
-    "!!",
-    "...",
-    "?!",
-    "<",
-    "|",
-    ">",
-    "/",
-    "\\",
-    "endoftext",
-    "<|",
-    "|>",
+    "a", "The", " quick", "don't", "I'M", "we'LL", "'s", "ſ", "K", "ǅ", "ß", "İ",
+    "日本語", "中文字", "한국어", "العربية", "עברית", "ไทย", "हिन्दी", "Ελληνικά", "кириллица",
+    "👍🏽", "👨‍👩‍👧", "🇩🇪", "e\u0301", "\u0300", "\u200d", "\ufeff", "\u00ad",
+    " ", "  ", "\t", "\n", "\r\n", "\r", "\u00a0", "\u3000", "\u2028", "\u0085", "\u000b",
+    "\u000c", "\u180e", "\u200b", "\x00", "\x1f", "\x7f",
+    "123", "4567", "٣٤", "½", "Ⅻ", "3.14", "!!", "...", "?!", "<", "|", ">", "/", "\\",
+    "endoftext", "<|", "|>",
 ]
 texts = st.one_of(
     st.lists(st.sampled_from(PIECES), max_size=40).map("".join),
     st.text(max_size=200),
     st.text(alphabet=st.characters(codec="utf-8"), max_size=100),
 )
-fast = settings(
-    max_examples=int(os.environ.get("FASTLLM_HYPOTHESIS_EXAMPLES", 300)),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+fast = settings(max_examples=int(os.environ.get("FASTLLM_HYPOTHESIS_EXAMPLES", 300)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @fast
@@ -247,14 +187,14 @@ def test_saved_file_loads_in_transformers(gpt2_pair, tmp_path, corpus):
 def test_malformed_tokenizer_files(tmp_path, shared_data):
     good = json.loads((shared_data / "tokenizers" / "gpt2" / "tokenizer.json").read_text())
     cases = {
-        "truncated": (lambda: '{"model": {"type": "BPE"', "not valid JSON"),
+        "truncated": (lambda: "{\"model\": {\"type\": \"BPE\"", "not valid JSON"),
         "wordpiece": (
             lambda: json.dumps({**good, "model": {**good["model"], "type": "WordPiece"}}),
             "WordPiece",
         ),
         "normalizer": (
             lambda: json.dumps({**good, "normalizer": {"type": "NFKC"}}),
-            'normalizer "NFKC"',
+            "normalizer \"NFKC\"",
         ),
         "bad merge": (
             lambda: json.dumps(

@@ -95,12 +95,7 @@ def add_run(sub: argparse._SubParsersAction) -> None:
         epilog="Any config key can be overridden: --dedup.threshold 0.9 --filter.min_chars 200",
     )
     p.add_argument("config", nargs="?", help="TOML config (optional: flags and overrides suffice)")
-    p.add_argument(
-        "--input",
-        action="append",
-        metavar="PATH",
-        help="input file or directory (repeatable; replaces input.paths)",
-    )
+    p.add_argument("--input", action="append", metavar="PATH", help="input file or directory (repeatable; replaces input.paths)")
     p.add_argument("--output", metavar="DIR", help="output directory (output.dir)")
     p.add_argument("--tokenizer", metavar="FILE", help="HF tokenizer.json (tokenizer.path)")
     p.add_argument("--engine", choices=("local", "ray"), help="run.engine")

@@ -160,9 +160,7 @@ class DataConfig:
 
     shards: str = field(
         default="",
-        metadata=_doc(
-            "directory of a token shard set (manifest.json) to train on; wins over tokens"
-        ),
+        metadata=_doc("directory of a token shard set (manifest.json) to train on; wins over tokens"),
     )
     val_shards: str = field(
         default="", metadata=_doc("shard set for validation (with data.shards; empty = none)")
