@@ -1,26 +1,28 @@
 """Whole pipeline, HTML pages → token shards: fastllm vs datatrove.
 
 Same pages (``html-dev/html``, the first ``--pages``), same GPT-2 tokenizer,
-in one process, one after the other:
+in one process, one after the other, the same stages on both sides:
 
-- fastllm: ``fastllm.data.pipeline.run`` (read .html.gz → extract → length
-  filter → exact + MinHash dedup over the run → tokenize → Megatron shards),
-  with the Rust kernels on 1 thread (per core) and on all cores;
+- fastllm: ``fastllm.data.pipeline.run`` (read .html.gz → extract →
+  GopherRepetition, GopherQuality, C4 (FineWeb's settings), FineWeb quality
+  filters → MinHash/LSH dedup over the run → tokenize → Megatron shards),
+  with the Rust kernels on 1 thread (per core) and on all cores. The stages
+  datatrove's side lacks are off: the length filter, PII masking, language
+  id, exact dedup;
 - datatrove: its documented equivalent on one worker (1 core): pages as
-  JSONL of raw HTML → Trafilatura → GopherRepetition, GopherQuality, C4Quality,
-  FineWebQuality filters → MinHash (signatures, buckets, clusters, filter) →
-  DocumentTokenizer (the same tokenizer.json).
+  JSONL of raw HTML → Trafilatura → GopherRepetition, GopherQuality, C4Quality
+  (``filter_no_terminal_punct=False``), FineWebQuality filters → MinHash
+  (signatures, buckets, clusters, filter) → DocumentTokenizer (the same
+  tokenizer.json).
 
+MinHash settings differ slightly (fastllm 128 permutations, threshold 0.8,
+verified; datatrove 14 buckets x 8 hashes), as do the extractors (fastllm's
+Rust extractor vs Trafilatura), so the document counts differ a little.
 Throughput is MB of (decompressed) HTML per second of wall time, per core.
-The fastllm side has no Gopher/C4/FineWeb-style quality filters yet (a length
-filter only): the table says so; its extract and dedup are the full ones.
 
     python benches/python/bench_pipeline.py [--pages 100] [--data DIR] [--no-datatrove]
 
-Measured (2026-11-22, 2 shared x86_64 cores, all 380 pages = 102.4 MB):
-fastllm 1 thread 2.83 s = 36.1 MB/s per core; datatrove 0.10.1 one worker
-130.5 s = 0.78 MB/s per core: 46x per core (fastllm 2 threads 14.8 MB/s
-per core on the shared machine: 18.8x).
+MEASURED
 """
 
 from __future__ import annotations
@@ -59,7 +61,11 @@ def run_fastllm(pages: Path, tok: Path, out: Path, threads: int) -> tuple[float,
             "--input.paths", str(pages),
             "--output.dir", str(out),
             "--tokenizer.path", str(tok),
-            "--filter.min_chars", "200",
+            "--filter.min_chars", "0",
+            "--filter.langid.enabled", "false",
+            "--filter.c4.filter_no_terminal_punct", "false",
+            "--pii.enabled", "false",
+            "--dedup.exact", "false",
             "--run.progress", "false",
             "--run.force", "true",
         ],
@@ -227,7 +233,11 @@ def main() -> int:
             for name, c, secs, *_ in rows:
                 if name.startswith("fastllm"):
                     print(f"{name}: {mb / secs / c / base:.1f}x datatrove per core")
-        print("note: fastllm filters = length only (no Gopher/C4/FineWeb equivalents yet)")
+        print(
+            "stages (both): extract, Gopher repetition + quality, C4, FineWeb, MinHash dedup, "
+            "GPT-2 tokenize, shards"
+        )
+        print("load: " + open("/proc/loadavg").read().strip())
         import fastllm
 
         print(

@@ -78,6 +78,8 @@ class GopherQualitySection(GopherQualityConfig):
 
 @dataclass
 class C4Section(C4Config):
+    # FineWeb's recipe keeps lines without terminal punctuation (C4's own default drops them).
+    filter_no_terminal_punct: bool = False
     enabled: bool = True  # run the C4 rules (kept documents lose the lines C4 drops)
 
 
