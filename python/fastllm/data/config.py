@@ -119,7 +119,9 @@ class DedupConfig:
     num_perm: int = 128  # MinHash permutations
     ngram: int = 5  # word n-gram shingles
     seed: int = 0  # MinHash seed
-    mode: str = "memory"  # "memory": LSH over all signatures in RAM; "disk": out of core in work/
+    # local engine: "memory" (LSH over all signatures in RAM) or "disk" (out of core in
+    # work/, resumable); --engine ray always shuffles band keys through Ray
+    mode: str = "memory"
 
 
 @dataclass
