@@ -7,7 +7,7 @@ import json
 
 from fastllm.shards import verify
 
-from .conftest import make_corpus, prose, report, run_cli, sha256_dir
+from .conftest import make_corpus, prose, report, run_cli, run_subprocess, sha256_dir
 
 
 def test_disk_equals_memory_and_resumes(tmp_path, tokenizer_path):
@@ -46,3 +46,17 @@ def test_disk_equals_memory_and_resumes(tmp_path, tokenizer_path):
     assert run_cli(*args, "--output", tmp_path / "disk", "--dedup.mode", "disk") == 0
     (new,) = (tmp_path / "disk" / "work").glob("dedup-*")
     assert new != ddir
+
+
+def test_disk_dedup_killed_then_rerun(tmp_path, tokenizer_path):
+    corpus = make_corpus(tmp_path)
+    args = ["--input", corpus, "--tokenizer", tokenizer_path, "--dedup.mode", "disk"]
+    assert run_cli(*args, "--output", tmp_path / "ref") == 0
+    out = tmp_path / "out"
+    p = run_subprocess(*args, "--output", out, env={"FASTLLM_PIPELINE_KILL": "dedup:1"})
+    assert p.returncode == -9, p.stderr
+    assert list((out / "work").glob("dedup-*/in/*.parquet")) and not (out / "shards").exists()
+    p = run_subprocess(*args, "--output", out)
+    assert p.returncode == 0, p.stderr
+    assert report(out)["resumed_units"] == report(out)["units"]
+    assert sha256_dir(out / "shards") == sha256_dir(tmp_path / "ref" / "shards")

@@ -76,7 +76,8 @@ def _kill_hook(point: str, count: int) -> None:
     """Test hook: ``FASTLLM_PIPELINE_KILL=unit:2`` SIGKILLs this process after
     the second unit is finished (``batch:N``: after the N-th batch written
     to a unit's temporary file; ``shard:N``: after the N-th batch added to
-    the shard writer), so tests can interrupt a run at a known point."""
+    the shard writer; ``dedup:1``: when the disk dedup's inputs are written),
+    so tests can interrupt a run at a known point."""
     want = os.environ.get("FASTLLM_PIPELINE_KILL")
     if want and want == f"{point}:{count}":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -359,6 +360,7 @@ class Runner:
                 pq.write_table(t.filter(pa.array(k)), tmp)
                 os.replace(tmp, path)
             inputs.append(path)
+        _kill_hook("dedup", 1)
         dedup_shards(
             inputs,
             ddir / "ooc",
