@@ -192,15 +192,76 @@ def clusters_from_signatures(
     verify: bool | str = True,
     bands: int | None = None,
     rows: int | None = None,
+    *,
+    texts: Sequence[str] | None = None,
+    ngram: int = 5,
+    rows_of_texts: np.ndarray | None = None,
 ) -> np.ndarray:
-    """:func:`near_duplicate_clusters` from signatures made by :func:`minhash`
-    (``verify``: True or ``"signature"``, or False; exact verification needs
-    the texts)."""
+    """:func:`near_duplicate_clusters` from signatures made by :func:`minhash`.
+
+    Without ``texts`` only signatures are at hand: ``verify`` is True (or
+    ``"signature"``) or False. With ``texts`` (row ``i`` of ``signatures`` is
+    ``texts[i]``; a list or an Arrow column, read in place) ``verify=True``
+    means exact shingle-set Jaccard, and the result equals
+    :func:`near_duplicate_clusters` on the texts; only the candidates' texts
+    are shingled again (with ``ngram``, which must be the one the signatures
+    were made with). ``rows_of_texts[i]``, when given, is the row of
+    ``texts`` that signature ``i`` belongs to (a subset of a larger column,
+    without copying it)."""
     sigs = _as_signatures(signatures)
     _check_threshold(threshold)
-    mode = _signature_verify(verify)
+    if texts is None:
+        mode = _signature_verify(verify)
+    else:
+        mode = _verify_mode(verify)
+        texts = _as_str_list(texts, "texts")
+        if rows_of_texts is None and len(texts) != len(sigs):
+            raise ValueError(f"texts: {len(texts)} texts for {len(sigs)} signatures")
     b, r = _bands_rows(threshold, sigs.shape[1], verify, bands, rows)
-    return _core.clusters_from_signatures(sigs, float(threshold), b, r, mode == "signature")
+    if mode != "exact":
+        return _core.clusters_from_signatures(sigs, float(threshold), b, r, mode == "signature")
+    u, v = _core.lsh_edges(sigs, float(threshold), b, r, False)
+    return clusters_from_edges(
+        len(sigs), u, v, texts=texts, threshold=threshold, ngram=ngram, rows_of_texts=rows_of_texts
+    )
+
+
+def clusters_from_edges(
+    n: int,
+    u: np.ndarray,
+    v: np.ndarray,
+    *,
+    texts: Sequence[str] | None = None,
+    threshold: float = 0.8,
+    ngram: int = 5,
+    rows_of_texts: np.ndarray | None = None,
+) -> np.ndarray:
+    """Cluster ids (smallest member) of ``n`` documents joined by the edges
+    ``u[k] -- v[k]``. With ``texts``, an edge counts only when the exact
+    Jaccard of the two texts' ``ngram`` shingle sets is ``>= threshold`` (each
+    distinct pair is checked once): how candidate edges from LSH buckets, made
+    anywhere (this process, out of core, Ray), are verified exactly.
+    Document ``i``'s text is ``texts[rows_of_texts[i]]`` when that is given,
+    else ``texts[i]``."""
+    _check_int("n", n, 0)
+    u = np.asarray(u, dtype=np.uint64)
+    v = np.asarray(v, dtype=np.uint64)
+    if u.shape != v.shape or u.ndim != 1:
+        raise ValueError(f"u and v must be 1-D arrays of one length, got {u.shape} and {v.shape}")
+    if texts is not None and len(u):
+        pairs = np.unique(np.stack([u, v], axis=1), axis=0)
+        if len(pairs) and pairs.max() >= n:
+            raise ValueError(f"edges: a document index is >= n ({n})")
+        if rows_of_texts is None:
+            sims = shingle_jaccard(texts, pairs, ngram)
+        else:
+            rows_of_texts = np.asarray(rows_of_texts)
+            if rows_of_texts.shape != (n,):
+                raise ValueError(f"rows_of_texts: {rows_of_texts.shape[0]} rows for {n} documents")
+            sims = shingle_jaccard(texts, rows_of_texts[pairs.astype(np.intp)], ngram)
+        pairs = pairs[sims >= threshold]
+        u, v = pairs[:, 0], pairs[:, 1]
+    return _core.union_find(n, np.ascontiguousarray(u), np.ascontiguousarray(v))
 
 
 def _signature_verify(verify) -> str:

@@ -11,10 +11,17 @@ those of :func:`fastllm.dedup.near_duplicate_clusters`, spread by Ray Data:
 3. union-find over the edges on the driver (8 bytes per document).
 
 So the cluster ids equal the single-machine ones with ``verify="signature"``
-(or ``False``). Here ``verify=True`` means signature agreement: a bucket
-holds signatures, not texts, and exact verification would have to shuffle
-every candidate's shingle set (about 8 bytes per word) once per band.
-Signature agreement estimates the Jaccard with standard deviation
+(or ``False``). Exact verification needs the texts where the edges meet:
+when the driver has them (``data`` is a list of texts, or ``texts=`` is
+given beside a Dataset) the unverified star edges come back from Ray and
+each distinct pair's shingle-set Jaccard is computed on the driver (only
+the candidates' texts are shingled again), which gives exactly the
+single-machine ``verify="exact"`` clusters; that is what ``verify=True``
+means then. A Dataset alone has no texts on the driver, so there
+``verify=True`` means signature agreement: a bucket holds signatures, not
+texts, and exact verification inside Ray would have to shuffle every
+candidate's shingle set (about 8 bytes per word) once per band. Signature
+agreement estimates the Jaccard with standard deviation
 ``sqrt(J * (1 - J) / num_perm)``: pairs within a few hundredths of the
 threshold land on either side (a larger ``num_perm`` narrows that band).
 """
@@ -27,6 +34,7 @@ from fastllm import _core
 from fastllm.dedup import (
     _as_str_list,
     _check_signature_args,
+    clusters_from_edges,
     minhash,
 )
 
@@ -80,17 +88,34 @@ def near_duplicate_clusters(
     text_column: str = "text",
     id_column: str = "id",
     batch_size: int = 4096,
+    texts=None,
 ) -> np.ndarray:
     """Cluster ids (int64, smallest id in the cluster) computed with Ray Data.
 
     ``data`` is a list of texts (ids are their indexes) or a
     ``ray.data.Dataset`` with ``text_column`` and ``id_column`` (ids must be
-    ``0 .. n-1``). Starts Ray locally when it is not running.
+    ``0 .. n-1``). Starts Ray locally when it is not running. ``texts``
+    (with a Dataset): the same texts by id on the driver (a list or an Arrow
+    column), for exact verification there (see the module docstring).
     """
     import ray
 
+    if not isinstance(data, ray.data.Dataset):
+        if texts is not None:
+            raise ValueError("texts: give it only with a Dataset (a list of texts is its own)")
+        texts = _as_str_list(data, "data")
+    elif texts is not None:
+        texts = _as_str_list(texts, "texts")
     mode, b, r = _check_signature_args(
-        threshold, num_perm, ngram, seed, batch_size, verify, bands, rows, exact_ok=False
+        threshold,
+        num_perm,
+        ngram,
+        seed,
+        batch_size,
+        verify,
+        bands,
+        rows,
+        exact_ok=texts is not None,
     )
 
     if isinstance(data, ray.data.Dataset):
@@ -102,7 +127,6 @@ def near_duplicate_clusters(
     else:
         import pyarrow as pa
 
-        texts = _as_str_list(data, "data")
         n = len(texts)
         ds = ray.data.from_arrow(
             pa.table({id_column: np.arange(n, dtype=np.uint64), text_column: texts})
@@ -125,4 +149,8 @@ def near_duplicate_clusters(
     u, v = np.concatenate(us), np.concatenate(vs)
     if len(u) and max(u.max(), v.max()) >= n:
         raise ValueError(f"data: {id_column} must be 0 .. n-1 (n = {n})")
+    if mode == "exact":
+        if len(texts) != n:
+            raise ValueError(f"texts: {len(texts)} texts for {n} documents")
+        return clusters_from_edges(n, u, v, texts=texts, threshold=threshold, ngram=ngram)
     return _core.union_find(n, u, v)

@@ -159,6 +159,13 @@ def test_pairs_and_exact_clusters_match_reference(bases, threshold, verify):
     # True means exact where the texts are at hand.
     default = dedup.near_duplicate_clusters(texts, threshold, 32, 2)
     assert default.tolist() == exact.tolist()
+    # Signatures made elsewhere, verified exactly with the texts beside them
+    # (what the pipeline does with its stored signatures): the same clusters.
+    from_sigs = dedup.clusters_from_signatures(sigs, threshold, texts=texts, ngram=2)
+    assert from_sigs.tolist() == exact.tolist()
+    u, v = _core.lsh_edges(sigs, threshold, bands, rows, False)
+    edges = dedup.clusters_from_edges(len(texts), u, v, texts=texts, threshold=threshold, ngram=2)
+    assert edges.tolist() == exact.tolist()
     if len(got):
         jac = dedup.shingle_jaccard(texts, got, 2)
         want = [ref.jaccard(texts[a], texts[b], 2) for a, b in got.tolist()]

@@ -19,18 +19,20 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.mark.parametrize("verify", [True, "signature"])
+@pytest.mark.parametrize("verify", ["signature", "exact", False])
 def test_ray_equals_single_machine(local_ray, verify):
-    # Ray verifies by signature agreement (True means that there).
+    # With the texts on the driver (a list) every mode is available, True
+    # meaning exact as on one machine.
     texts = _corpus(n_bases=80, seed=3)
-    want = dedup.near_duplicate_clusters(texts, num_perm=64, ngram=3, verify="signature")
+    want = dedup.near_duplicate_clusters(texts, num_perm=64, ngram=3, verify=verify)
     assert (want != np.arange(len(texts))).sum() > 10
     got = dedup_ray.near_duplicate_clusters(
         texts, num_perm=64, ngram=3, verify=verify, batch_size=16
     )
     assert got.tolist() == want.tolist()
-    with pytest.raises(ValueError, match="exact"):
-        dedup_ray.near_duplicate_clusters(texts, verify="exact")
+    if verify == "exact":
+        default = dedup_ray.near_duplicate_clusters(texts, num_perm=64, ngram=3, batch_size=16)
+        assert default.tolist() == want.tolist()
 
 
 def test_ray_takes_a_dataset(local_ray):
@@ -42,3 +44,10 @@ def test_ray_takes_a_dataset(local_ray):
     assert got.tolist() == [0, 0, 0, 3]
     with pytest.raises(ValueError, match="missing"):
         dedup_ray.near_duplicate_clusters(ds)
+    # A Dataset alone: True means signature agreement, exact needs texts= too.
+    with pytest.raises(ValueError, match="exact"):
+        dedup_ray.near_duplicate_clusters(ds, text_column="body", id_column="doc", verify="exact")
+    got = dedup_ray.near_duplicate_clusters(
+        ds, text_column="body", id_column="doc", verify="exact", texts=texts
+    )
+    assert got.tolist() == [0, 0, 0, 3]

@@ -33,6 +33,7 @@ from .conftest import run_cli
         (["--pii.email", "3"], "pii.email"),
         (["--pii.name", "x"], "pii.name"),
         (["--dedup.mode", "cloud"], "dedup.mode"),
+        (["--dedup.verify", "maybe"], "dedup.verify"),
     ],
 )
 def test_bad_value_names_the_field(corpus, tokenizer_path, tmp_path, capsys, overrides, field):

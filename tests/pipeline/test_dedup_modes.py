@@ -60,3 +60,23 @@ def test_disk_dedup_killed_then_rerun(tmp_path, tokenizer_path):
     assert p.returncode == 0, p.stderr
     assert report(out)["resumed_units"] == report(out)["units"]
     assert sha256_dir(out / "shards") == sha256_dir(tmp_path / "ref" / "shards")
+
+
+def test_both_modes_verify_alike(tmp_path, tokenizer_path):
+    # dedup.verify reaches both modes: for each setting they keep the same documents.
+    corpus = make_corpus(tmp_path)
+    with open(corpus / "e.jsonl", "w") as f:
+        for i in range(6):
+            words = prose(300 + i % 2, 80).split()
+            words[5 + 3 * i] = "zebra"
+            f.write(json.dumps({"text": " ".join(words)}) + "\n")
+    args = ["--input", corpus, "--tokenizer", tokenizer_path, "--filter.min_chars", "20"]
+    for verify_mode in ("signature", "none"):
+        mem, disk = tmp_path / f"mem-{verify_mode}", tmp_path / f"disk-{verify_mode}"
+        assert run_cli(*args, "--dedup.verify", verify_mode, "--output", mem) == 0
+        assert (
+            run_cli(*args, "--dedup.verify", verify_mode, "--dedup.mode", "disk", "--output", disk)
+            == 0
+        )
+        assert sha256_dir(mem / "shards") == sha256_dir(disk / "shards")
+        assert report(mem)["stages"]["dedup"]["dropped"].get("near_duplicate", 0) >= 1

@@ -122,6 +122,9 @@ class DedupConfig:
     # local engine: "memory" (LSH over all signatures in RAM) or "disk" (out of core in
     # work/, resumable); --engine ray always shuffles band keys through Ray
     mode: str = "memory"
+    # how LSH candidate pairs are confirmed: "exact" (shingle-set Jaccard of the two
+    # texts >= threshold), "signature" (MinHash agreement >= threshold) or "none"
+    verify: str = "exact"
 
 
 @dataclass
@@ -209,6 +212,11 @@ class PipelineConfig:
             self.dedup.mode in ("memory", "disk"),
             "dedup.mode",
             f"{self.dedup.mode!r} is not memory or disk",
+        )
+        need(
+            self.dedup.verify in ("exact", "signature", "none"),
+            "dedup.verify",
+            f"{self.dedup.verify!r} is not exact, signature or none",
         )
         need(0 < self.dedup.threshold <= 1, "dedup.threshold", "must be in (0, 1]")
         need(2 <= self.dedup.num_perm <= 4096, "dedup.num_perm", "must be in [2, 4096]")

@@ -290,7 +290,7 @@ class Runner:
 
         d = self.cfg.dedup
         t0 = time.perf_counter()
-        hashes, sigs, nbytes = [], [], []
+        hashes, sigs, nbytes, texts = [], [], [], []
         bar = _progress(self.cfg.run.progress, total=len(records), desc="dedup", unit="unit")
         for _, t in self.tables(records, work, ["hash0", "hash1", "minhash", "text"]):
             bar.update(1)
@@ -300,6 +300,9 @@ class Runner:
             if d.near and d.mode == "memory":
                 flat = pc.list_flatten(t.column("minhash")).to_numpy()
                 sigs.append(flat.reshape(-1, d.num_perm))
+                if d.verify == "exact":
+                    # Memory-mapped, not read: only candidates' texts are touched.
+                    texts.extend(t.column("text").chunks)
             nbytes.append(pc.binary_length(t.column("text")).to_numpy() if len(t) else np.zeros(0))
         h = np.concatenate(hashes) if hashes else np.zeros((0, 2), np.uint64)
         lengths = np.concatenate(nbytes) if nbytes else np.zeros(0)
@@ -320,7 +323,14 @@ class Runner:
                 labels = self.near_dedup_disk(records, work, keep)
             else:
                 s = np.ascontiguousarray(np.concatenate(sigs)[idx])
-                labels = clusters_from_signatures(s, d.threshold, verify=True)
+                labels = clusters_from_signatures(
+                    s,
+                    d.threshold,
+                    verify=False if d.verify == "none" else d.verify,
+                    texts=pa.chunked_array(texts) if d.verify == "exact" else None,
+                    ngram=d.ngram,
+                    rows_of_texts=idx,
+                )
             near = labels != np.arange(len(idx))
             keep[idx[near]] = False
             if near.any():
@@ -368,9 +378,7 @@ class Runner:
             num_perm=d.num_perm,
             ngram=d.ngram,
             seed=d.seed,
-            # Signature agreement, as the memory mode's clusters_from_signatures
-            # (which has no texts): both modes keep the same documents.
-            verify="signature",
+            verify=False if d.verify == "none" else d.verify,
             batch_size=self.cfg.input.batch_size,
         )
         from fastllm.dedup_ooc import read_labels

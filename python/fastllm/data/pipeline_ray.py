@@ -323,8 +323,15 @@ def run_ray(cfg: PipelineConfig) -> dict[str, Any]:
                 "text": table.column("text").take(idx),
             }
         )
+        # Exact verification on the driver, which holds the texts (dedup_ray).
         labels = near_duplicate_clusters(
-            ray.data.from_arrow(sub), d.threshold, d.num_perm, d.ngram, d.seed, verify=True
+            ray.data.from_arrow(sub),
+            d.threshold,
+            d.num_perm,
+            d.ngram,
+            d.seed,
+            verify=False if d.verify == "none" else d.verify,
+            texts=sub.column("text") if d.verify == "exact" else None,
         )
         near = labels != np.arange(len(idx))
         keep[idx[near]] = False
