@@ -149,7 +149,11 @@ impl<R: BufRead + Seek> Read for Members<R> {
             return Ok(0);
         }
         loop {
-            match self.state.take().expect("gzip state is always set between calls") {
+            match self
+                .state
+                .take()
+                .expect("gzip state is always set between calls")
+            {
                 State::Between(mut r) => {
                     let found = self.seek_member(&mut r);
                     match found {
@@ -297,7 +301,13 @@ mod tests {
 
     #[test]
     fn anything_at_all_ends() {
-        for input in [&b""[..], b"\x1f", b"\x1f\x8b", b"\x1f\x8b\x08", b"\x1f\x8b\x08\x00\x00"] {
+        for input in [
+            &b""[..],
+            b"\x1f",
+            b"\x1f\x8b",
+            b"\x1f\x8b\x08",
+            b"\x1f\x8b\x08\x00\x00",
+        ] {
             let (out, _) = read_all(input.to_vec());
             assert!(out.is_empty());
         }

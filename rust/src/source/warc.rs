@@ -260,6 +260,23 @@ fn split_http(block: &[u8]) -> Option<(Option<String>, usize)> {
     Some((None, end))
 }
 
+/// Gzip when the input starts with a gzip header, or when it does not start
+/// with a record but a gzip header follows soon (junk before the first member).
+fn looks_gzipped(head: &[u8]) -> bool {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        return true;
+    }
+    let text = head
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(head.len());
+    if head[text..].starts_with(b"WARC/") {
+        return false;
+    }
+    let window = &head[..head.len().min(64 << 10)];
+    memchr::memmem::find(window, &crate::source::gzip::MAGIC).is_some()
+}
+
 /// Reads the documents of one WARC or WET file.
 pub struct WarcReader<R: BufRead + Seek> {
     input: Input<R>,
@@ -288,7 +305,7 @@ impl WarcReader<BufReader<File>> {
 
 impl<R: BufRead + Seek> WarcReader<R> {
     pub fn new(mut inner: R, opts: Options) -> io::Result<Self> {
-        let gzip = inner.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+        let gzip = looks_gzipped(inner.fill_buf()?);
         let input = if gzip {
             Input::Gzip(Members::new(inner))
         } else {
@@ -358,25 +375,24 @@ impl<R: BufRead + Seek> WarcReader<R> {
             let block = &self.buf[block_start..self.pos];
             let payload = match self.opts.kind {
                 Kind::Warc => {
-                    let (http_type, body_start) = if media_type(&f.content_type)
-                        .eq_ignore_ascii_case("application/http")
-                    {
-                        match split_http(block) {
-                            Some((ct, n)) => (ct, block_start + n),
-                            None => {
-                                Self::drop_doc(
-                                    &mut self.counts,
-                                    &mut self.messages,
-                                    Reason::BadHttpHeader,
-                                    self.base + block_start as u64,
-                                    &f.id,
-                                );
-                                continue;
+                    let (http_type, body_start) =
+                        if media_type(&f.content_type).eq_ignore_ascii_case("application/http") {
+                            match split_http(block) {
+                                Some((ct, n)) => (ct, block_start + n),
+                                None => {
+                                    Self::drop_doc(
+                                        &mut self.counts,
+                                        &mut self.messages,
+                                        Reason::BadHttpHeader,
+                                        self.base + block_start as u64,
+                                        &f.id,
+                                    );
+                                    continue;
+                                }
                             }
-                        }
-                    } else {
-                        (None, block_start)
-                    };
+                        } else {
+                            (None, block_start)
+                        };
                     let declared = if f.payload_type.is_empty() {
                         http_type.as_deref().map(media_type).unwrap_or("")
                     } else {
@@ -523,7 +539,10 @@ impl<R: BufRead + Seek> WarcReader<R> {
                     return Ok(None);
                 }
                 let hay = &self.buf[self.pos..];
-                let n = hay.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+                let n = hay
+                    .iter()
+                    .take_while(|&&b| b == b'\r' || b == b'\n')
+                    .count();
                 self.pos += n;
                 if n < hay.len() {
                     break;
@@ -582,16 +601,14 @@ impl<R: BufRead + Seek> WarcReader<R> {
                 continue;
             }
             // The content must be followed by the \r\n\r\n the format puts
-            // there, or (lenient) by any blank lines and then the next
-            // record or the end of the input.
+            // there (a shorter run of line ends is let pass only at the end
+            // of the input): that is what catches a wrong Content-Length.
             let after = &self.buf[start + len..];
             let blank = after
                 .iter()
                 .take_while(|&&b| b == b'\r' || b == b'\n')
                 .count();
-            let ends_well = after.starts_with(b"\r\n\r\n")
-                || after[blank..].starts_with(b"WARC/")
-                || (self.eof && blank == after.len());
+            let ends_well = after.starts_with(b"\r\n\r\n") || (self.eof && blank == after.len());
             if !ends_well {
                 self.bad_record(start, end + 4, Reason::BadContentLength);
                 continue;
@@ -646,7 +663,9 @@ mod tests {
         record(
             "response",
             id,
-            &format!("WARC-Target-URI: {url}\r\nContent-Type: application/http; msgtype=response\r\n"),
+            &format!(
+                "WARC-Target-URI: {url}\r\nContent-Type: application/http; msgtype=response\r\n"
+            ),
             http.as_bytes(),
         )
     }
@@ -677,11 +696,26 @@ mod tests {
     fn sample() -> Vec<Vec<u8>> {
         vec![
             record("warcinfo", "<urn:info>", "", b"software: test\r\n"),
-            record("request", "<urn:req1>", "WARC-Target-URI: http://a/\r\n", b"GET / HTTP/1.1\r\n\r\n"),
-            response("<urn:r1>", "http://a/", "text/html; charset=utf-8", "<html>one</html>"),
+            record(
+                "request",
+                "<urn:req1>",
+                "WARC-Target-URI: http://a/\r\n",
+                b"GET / HTTP/1.1\r\n\r\n",
+            ),
+            response(
+                "<urn:r1>",
+                "http://a/",
+                "text/html; charset=utf-8",
+                "<html>one</html>",
+            ),
             record("metadata", "<urn:meta1>", "", b"fetchTimeMs: 1\r\n"),
             response("<urn:r2>", "http://b/img.png", "image/png", "\u{89}PNG"),
-            response("<urn:r3>", "http://c/", "application/xhtml+xml", "<html>three</html>\n"),
+            response(
+                "<urn:r3>",
+                "http://c/",
+                "application/xhtml+xml",
+                "<html>three</html>\n",
+            ),
         ]
     }
 
@@ -762,7 +796,12 @@ mod tests {
     fn bad_content_length_loses_only_that_record() {
         let s = sample();
         for delta in [-3i64, 5, 4000] {
-            let mut bad = response("<urn:bad>", "http://x/", "text/html", "<p>body of the bad one</p>");
+            let mut bad = response(
+                "<urn:bad>",
+                "http://x/",
+                "text/html",
+                "<p>body of the bad one</p>",
+            );
             let text = String::from_utf8(bad.clone()).unwrap();
             let cl_at = text.find("Content-Length: ").unwrap() + 16;
             let cl_end = cl_at + text[cl_at..].find('\r').unwrap();
@@ -799,7 +838,11 @@ mod tests {
         for cut in [first + 15, input.len() - 3] {
             let (docs, c) = read(input[..cut].to_vec(), Kind::Warc);
             assert_eq!(ids(&docs), ["<urn:r1>"], "cut {cut}");
-            assert_eq!(c.dropped.get(&Reason::TruncatedGzip), Some(&1), "cut {cut}: {c:?}");
+            assert_eq!(
+                c.dropped.get(&Reason::TruncatedGzip),
+                Some(&1),
+                "cut {cut}: {c:?}"
+            );
             assert_eq!(c.gzip_errors, 1);
         }
     }
@@ -841,7 +884,8 @@ mod tests {
         assert_eq!(docs[0].1, "http://\u{fffd}\u{fffd}/");
         assert_eq!(docs[0].2, b"<p>ok</p>");
         // A header *name* that is not ASCII is not a header line.
-        let bad = b"WARC/1.0\r\nWARC-Typ\xe9: response\r\nContent-Length: 0\r\n\r\n\r\n\r\n".to_vec();
+        let bad =
+            b"WARC/1.0\r\nWARC-Typ\xe9: response\r\nContent-Length: 0\r\n\r\n\r\n\r\n".to_vec();
         let input = [bad, sample()[2].clone()].concat();
         let (docs, c) = read(input, Kind::Warc);
         assert_eq!(ids(&docs), ["<urn:r1>"]);
