@@ -56,7 +56,9 @@ def fastwarc_docs(path: Path, wet: bool) -> list[tuple[str, str, bytes]]:
     return out
 
 
-def ours(path: Path, wet: bool = False, batch: int = 7) -> tuple[list[tuple[str, str, bytes]], dict]:
+def ours(
+    path: Path, wet: bool = False, batch: int = 7
+) -> tuple[list[tuple[str, str, bytes]], dict]:
     r = _core.WarcReader(str(path), wet=wet)
     out = []
     while (b := r.read_batch(batch)) is not None:
@@ -72,9 +74,7 @@ def dev_pages(shared_data) -> list[Page]:
 
 
 def non_html(pages: list[Page]) -> int:
-    return sum(
-        (p.payload_type or p.content_type).split(";")[0] not in HTML_TYPES for p in pages
-    )
+    return sum((p.payload_type or p.content_type).split(";")[0] not in HTML_TYPES for p in pages)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,11 @@ def test_same_documents_as_fastwarc(dev_files, dev_pages, ext):
         n, skip = len(want), non_html(dev_pages)
         assert skip > 10
         assert counts["dropped"] == {"non_html": skip}
-        assert dict(counts["other_types"]) == {"warcinfo": 1, "request": n + skip, "metadata": n + skip}
+        assert dict(counts["other_types"]) == {
+            "warcinfo": 1,
+            "request": n + skip,
+            "metadata": n + skip,
+        }
 
 
 def test_read_unit_tables(dev_files, dev_pages):
@@ -145,7 +149,9 @@ def test_read_unit_tables(dev_files, dev_pages):
 
 # ---- damage -------------------------------------------------------------
 
-PAGES = [Page(f"https://site{i}.example/a", f"<html><p>page {i}</p></html>".encode()) for i in range(6)]
+PAGES = [
+    Page(f"https://site{i}.example/a", f"<html><p>page {i}</p></html>".encode()) for i in range(6)
+]
 IDS = [record_id(f"response-{i}-{p.url}") for i, p in enumerate(PAGES)]
 
 

@@ -112,9 +112,19 @@ def html_dev_pages(root: Path, limit: int | None = None) -> list[Page]:
         pid = f.name.split(".")[0]
         pages.append(Page(truth[pid]["url"], gzip.decompress(f.read_bytes())))
         if k % 50 == 7:
-            pages.append(Page(f"https://img.example/{k}.png", b"\x89PNG\r\n\x1a\n" + bytes(range(256)), "image/png"))
+            pages.append(
+                Page(
+                    f"https://img.example/{k}.png",
+                    b"\x89PNG\r\n\x1a\n" + bytes(range(256)),
+                    "image/png",
+                )
+            )
         if k % 50 == 23:
-            pages.append(Page(f"https://docs.example/{k}.pdf", b"%PDF-1.4 ...", "text/html", "application/pdf"))
+            pages.append(
+                Page(
+                    f"https://docs.example/{k}.pdf", b"%PDF-1.4 ...", "text/html", "application/pdf"
+                )
+            )
         if k % 50 == 41:
             pages.append(Page(f"https://api.example/{k}", b'{"a": 1}', "application/json"))
     return pages
