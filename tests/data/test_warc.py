@@ -64,7 +64,7 @@ def ours(
     while (b := r.read_batch(batch)) is not None:
         ids, urls, data, offsets = b
         for i, (rid, url) in enumerate(zip(ids, urls, strict=True)):
-            out.append((rid, url, data[offsets[i] : offsets[i + 1]]))
+            out.append((rid, url, data[offsets[i] : offsets[i + 1]].tobytes()))
     return out, r.counts()
 
 

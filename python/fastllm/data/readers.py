@@ -257,8 +257,9 @@ def _html(unit: Unit, field: str, stats: Counter, errors: list[str]):
         yield os.path.relpath(path, path.parent.parent), raw
 
 
-# Bytes of payload per WARC/WET batch at most (Arrow's int32 offsets).
-_WARC_BATCH_BYTES = 256 << 20
+# Payload bytes per WARC/WET batch (a batch ends after the document that
+# passes it): small enough for the allocator to reuse the buffers.
+_WARC_BATCH_BYTES = 16 << 20
 
 
 def _warc(unit: Unit, batch_size: int, stats: Counter, errors: list[str]) -> Iterator[pa.Table]:

@@ -7,16 +7,17 @@ use std::path::PathBuf;
 
 use numpy::PyArray1;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::PyDict;
 
 use crate::error::Error;
 use crate::source::{Kind, Options, WarcReader};
 
-/// ids, urls, the payloads back to back, and their int32 offsets (n + 1).
+/// ids, urls, the payloads back to back (uint8), and their int32 offsets
+/// (n + 1). Both arrays take over Rust's buffers without a copy.
 type Batch<'py> = (
     Vec<String>,
     Vec<String>,
-    Bound<'py, PyBytes>,
+    Bound<'py, PyArray1<u8>>,
     Bound<'py, PyArray1<i32>>,
 );
 
@@ -45,7 +46,7 @@ impl PyWarcReader {
     /// The next batch of up to `max_docs` documents (fewer once the payloads
     /// pass `max_bytes`), or None at the end. The GIL is released while
     /// reading.
-    #[pyo3(signature = (max_docs = 1024, max_bytes = 256 << 20))]
+    #[pyo3(signature = (max_docs = 1024, max_bytes = 16 << 20))]
     fn read_batch<'py>(
         &mut self,
         py: Python<'py>,
@@ -64,7 +65,9 @@ impl PyWarcReader {
         let (ids, urls, data, offsets, done) = py.detach(|| {
             let mut ids = Vec::new();
             let mut urls = Vec::new();
-            let mut data = Vec::new();
+            // Sized for the whole batch up front: growing by doubling would
+            // touch fresh pages several times over.
+            let mut data = Vec::with_capacity(max_bytes.min(64 << 20));
             let mut offsets = vec![0i32];
             let mut done = false;
             while ids.len() < max_docs && data.len() < max_bytes {
@@ -91,7 +94,7 @@ impl PyWarcReader {
         Ok(Some((
             ids,
             urls,
-            PyBytes::new(py, &data),
+            PyArray1::from_vec(py, data),
             PyArray1::from_vec(py, offsets),
         )))
     }

@@ -283,7 +283,9 @@ pub struct WarcReader<R: BufRead + Seek> {
     opts: Options,
     /// The window: decompressed bytes from stream offset `base` on.
     buf: Vec<u8>,
+    /// `buf[pos..end]` is read and not yet parsed.
     pos: usize,
+    end: usize,
     base: u64,
     eof: bool,
     /// Set while skipping the rest of a bad record (those bytes are not
@@ -316,6 +318,7 @@ impl<R: BufRead + Seek> WarcReader<R> {
             opts,
             buf: Vec::new(),
             pos: 0,
+            end: 0,
             base: 0,
             eof: false,
             after_bad: false,
@@ -439,7 +442,7 @@ impl<R: BufRead + Seek> WarcReader<R> {
     }
 
     fn avail(&self) -> usize {
-        self.buf.len() - self.pos
+        self.end - self.pos
     }
 
     /// Reads until `need` bytes are available from `pos` or the input ends.
@@ -449,17 +452,28 @@ impl<R: BufRead + Seek> WarcReader<R> {
         }
         // Drop what was parsed; the copy is at most the unparsed tail.
         if self.pos > 0 {
-            self.buf.drain(..self.pos);
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
             self.base += self.pos as u64;
             self.pos = 0;
         }
-        while self.buf.len() < need {
-            let want = (need - self.buf.len()).max(CHUNK) as u64;
-            let n = (&mut self.input).take(want).read_to_end(&mut self.buf)?;
+        // The buffer stays initialized past `end`, so reads go straight into
+        // it without zeroing it again for every read.
+        let size = self.end + (need - self.end).max(CHUNK);
+        if self.buf.len() < size {
+            self.buf.resize(size, 0);
+        }
+        while self.end < need {
+            let n = match self.input.read(&mut self.buf[self.end..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
             if n == 0 {
                 self.eof = true;
                 break;
             }
+            self.end += n;
         }
         Ok(())
     }
@@ -495,7 +509,7 @@ impl<R: BufRead + Seek> WarcReader<R> {
         let from = self.base + self.pos as u64;
         let mut skipped = 0u64;
         loop {
-            let hay = &self.buf[self.pos..];
+            let hay = &self.buf[self.pos..self.end];
             if let Some(i) = memchr::memmem::find(hay, b"\nWARC/") {
                 skipped += i as u64 + 1;
                 self.pos += i + 1;
@@ -512,7 +526,7 @@ impl<R: BufRead + Seek> WarcReader<R> {
             self.fill(keep + CHUNK)?;
             if self.avail() <= keep && self.eof {
                 skipped += self.avail() as u64;
-                self.pos = self.buf.len();
+                self.pos = self.end;
                 break;
             }
         }
@@ -538,7 +552,7 @@ impl<R: BufRead + Seek> WarcReader<R> {
                 if self.avail() == 0 {
                     return Ok(None);
                 }
-                let hay = &self.buf[self.pos..];
+                let hay = &self.buf[self.pos..self.end];
                 let n = hay
                     .iter()
                     .take_while(|&&b| b == b'\r' || b == b'\n')
@@ -549,7 +563,7 @@ impl<R: BufRead + Seek> WarcReader<R> {
                 }
             }
             self.fill(5)?;
-            let head = &self.buf[self.pos..];
+            let head = &self.buf[self.pos..self.end];
             if self.eof && head.len() < 5 && b"WARC/".starts_with(head) {
                 self.bad_record(self.pos, u64::MAX, Reason::TruncatedRecord);
                 continue;
@@ -560,7 +574,7 @@ impl<R: BufRead + Seek> WarcReader<R> {
             }
             self.after_bad = false;
             let header = loop {
-                match parse_header(&self.buf[self.pos..]) {
+                match parse_header(&self.buf[self.pos..self.end]) {
                     Header::Incomplete if !self.eof && self.avail() < MAX_HEADER_BYTES => {
                         let more = (2 * self.avail()).clamp(CHUNK, MAX_HEADER_BYTES);
                         self.fill(more)?;
@@ -603,7 +617,7 @@ impl<R: BufRead + Seek> WarcReader<R> {
             // The content must be followed by the \r\n\r\n the format puts
             // there (a shorter run of line ends is let pass only at the end
             // of the input): that is what catches a wrong Content-Length.
-            let after = &self.buf[start + len..];
+            let after = &self.buf[start + len..self.end];
             let blank = after
                 .iter()
                 .take_while(|&&b| b == b'\r' || b == b'\n')
