@@ -37,7 +37,8 @@ pub struct Break {
 
 enum State<R: BufRead> {
     Between(R),
-    Member(GzDecoder<R>),
+    // Boxed: the decoder's state is large beside a bare reader.
+    Member(Box<GzDecoder<R>>),
 }
 
 /// The concatenated output of every readable gzip member of `R`.
@@ -159,7 +160,7 @@ impl<R: BufRead + Seek> Read for Members<R> {
                     match found {
                         Ok(true) => {
                             self.member_start = r.stream_position()?;
-                            self.state = Some(State::Member(GzDecoder::new(r)));
+                            self.state = Some(State::Member(Box::new(GzDecoder::new(r))));
                         }
                         Ok(false) => {
                             self.state = Some(State::Between(r));
@@ -174,7 +175,7 @@ impl<R: BufRead + Seek> Read for Members<R> {
                 State::Member(mut d) => match d.read(buf) {
                     Ok(0) => {
                         self.resyncing = false;
-                        self.state = Some(State::Between(d.into_inner()));
+                        self.state = Some(State::Between((*d).into_inner()));
                     }
                     Ok(n) => {
                         self.out += n as u64;
@@ -201,7 +202,7 @@ impl<R: BufRead + Seek> Read for Members<R> {
                         // The decoder may have read past the damage into the
                         // next member: look again from just after this
                         // member's header.
-                        let mut r = d.into_inner();
+                        let mut r = (*d).into_inner();
                         let resume = r.seek(SeekFrom::Start(self.member_start + 1));
                         self.state = Some(State::Between(r));
                         resume?;

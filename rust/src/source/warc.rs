@@ -139,7 +139,7 @@ const LOOKAHEAD: usize = 16;
 
 enum Input<R: BufRead + Seek> {
     Plain(R),
-    Gzip(Members<R>),
+    Gzip(Box<Members<R>>),
 }
 
 impl<R: BufRead + Seek> Read for Input<R> {
@@ -309,7 +309,7 @@ impl<R: BufRead + Seek> WarcReader<R> {
     pub fn new(mut inner: R, opts: Options) -> io::Result<Self> {
         let gzip = looks_gzipped(inner.fill_buf()?);
         let input = if gzip {
-            Input::Gzip(Members::new(inner))
+            Input::Gzip(Box::new(Members::new(inner)))
         } else {
             Input::Plain(inner)
         };
@@ -496,10 +496,11 @@ impl<R: BufRead + Seek> WarcReader<R> {
 
     /// Counts a lost record starting at window index `start` and moves past
     /// its first byte, so that resyncing finds the record after it.
-    fn bad_record(&mut self, start: usize, end: u64, reason: Reason) {
+    fn bad_record(&mut self, start: usize, end: u64, reason: Reason, id: &str) {
         let at = self.base + start as u64;
         let reason = self.reason_for(at, end, reason);
-        Self::drop_doc(&mut self.counts, &mut self.messages, reason, at, "?");
+        let id = if id.is_empty() { "?" } else { id };
+        Self::drop_doc(&mut self.counts, &mut self.messages, reason, at, id);
         self.pos = start + 1;
         self.after_bad = true;
     }
@@ -565,7 +566,7 @@ impl<R: BufRead + Seek> WarcReader<R> {
             self.fill(5)?;
             let head = &self.buf[self.pos..self.end];
             if self.eof && head.len() < 5 && b"WARC/".starts_with(head) {
-                self.bad_record(self.pos, u64::MAX, Reason::TruncatedRecord);
+                self.bad_record(self.pos, u64::MAX, Reason::TruncatedRecord, "");
                 continue;
             }
             if !head.starts_with(b"WARC/") {
@@ -587,12 +588,12 @@ impl<R: BufRead + Seek> WarcReader<R> {
             let f = match header {
                 Header::Ok(f) => f,
                 Header::Incomplete if self.eof => {
-                    self.bad_record(start, u64::MAX, Reason::TruncatedRecord);
+                    self.bad_record(start, u64::MAX, Reason::TruncatedRecord, "");
                     continue;
                 }
                 Header::Incomplete | Header::Bad => {
                     let end = self.base + (start + MAX_HEADER_BYTES.min(self.avail())) as u64;
-                    self.bad_record(start, end, Reason::BadHeader);
+                    self.bad_record(start, end, Reason::BadHeader, "");
                     continue;
                 }
             };
@@ -604,14 +605,14 @@ impl<R: BufRead + Seek> WarcReader<R> {
                 // Not skipped by its Content-Length, which may be a lie that
                 // would swallow the records after it: resyncing streams past
                 // a real one without holding it.
-                self.bad_record(start, end, Reason::TooLarge);
+                self.bad_record(start, end, Reason::TooLarge, &f.id);
                 continue;
             }
             let len = f.header_len + f.content_len;
             self.fill(len + LOOKAHEAD)?;
             let start = self.pos;
             if self.avail() < len {
-                self.bad_record(start, end + 4, Reason::TruncatedRecord);
+                self.bad_record(start, end + 4, Reason::TruncatedRecord, &f.id);
                 continue;
             }
             // The content must be followed by the \r\n\r\n the format puts
@@ -624,13 +625,13 @@ impl<R: BufRead + Seek> WarcReader<R> {
                 .count();
             let ends_well = after.starts_with(b"\r\n\r\n") || (self.eof && blank == after.len());
             if !ends_well {
-                self.bad_record(start, end + 4, Reason::BadContentLength);
+                self.bad_record(start, end + 4, Reason::BadContentLength, &f.id);
                 continue;
             }
             // A gzip break inside a well-framed record: a checksum mismatch
             // at the end of its member.
             if self.breaks_in(at, end + blank.min(4) as u64) {
-                self.bad_record(start, end + 4, Reason::CorruptGzip);
+                self.bad_record(start, end + 4, Reason::CorruptGzip, &f.id);
                 continue;
             }
             self.counts.records += 1;
