@@ -1,4 +1,5 @@
-"""Writes starting corpora for the fuzz targets into fuzz/corpus/<target>/:
+"""Writes starting corpora for the fuzz targets into fuzz/corpus/<target>/
+(plus every input under fuzz/regressions/<target>/ that once crashed it):
 small WARC/WET files (plain, gzip per record, one gzip member) built with
 the tests' writer, and HTML pages (the html-dev set when ../shared/data is
 there, cut to 64 KB; a few hand-written pages otherwise)."""
@@ -54,8 +55,13 @@ def main() -> None:
     }
     for name, data in seeds.items():
         (warc_dir / name).write_bytes(data)
+    # Inputs that once crashed a target stay in its corpus.
+    for target in ("warc", "extract"):
+        for f in sorted((HERE / "regressions" / target).glob("*")):
+            (HERE / "corpus" / target / f.name).write_bytes(f.read_bytes())
     for i, p in enumerate(PAGES):
         (html_dir / f"page{i}.html").write_bytes(p.encode("latin-1"))
+        (html_dir / f"url{i}.html").write_bytes(f"http://Host{i}.De/x\n{p}".encode("latin-1"))
     env = os.environ.get("FASTLLM_SHARED_DATA")
     dev = (Path(env) if env else REPO.parent / "shared" / "data") / "html-dev" / "html"
     if dev.is_dir():
