@@ -16,11 +16,13 @@ python=${PYTHON:-python3}
 cargo +nightly fuzz build -O -a -s none
 status=0
 for t in "${targets[@]}"; do
-    extra=()
+    extra=(-max_len=65536)
+    # Pages cost milliseconds each: keep them small enough for many runs.
+    [[ $t == extract ]] && extra=(-max_len=16384)
     [[ $t == warc ]] && extra+=(-dict=warc.dict)
     rc=0
     nice -n 10 cargo +nightly fuzz run -O -a -s none "$t" "corpus/$t" -- \
-        -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+        -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 "${extra[@]}" >"fuzz-$t.log" 2>&1 || rc=$?
     echo "== $t: exit $rc"
     grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb|==[0-9]+==|SUMMARY)" "fuzz-$t.log" || true

@@ -40,7 +40,11 @@ def main() -> None:
     pages = [
         Page(f"http://s{i}.example/", p.encode("latin-1"), ct)
         for i, (p, ct) in enumerate(
-            zip(PAGES, ["text/html", "text/html; charset=iso-8859-1", "image/png", "text/html"])
+            zip(
+                PAGES,
+                ["text/html", "text/html; charset=iso-8859-1", "image/png", "text/html"],
+                strict=True,
+            )
         )
     ]
     recs = warc_records(pages)
@@ -66,7 +70,9 @@ def main() -> None:
     dev = (Path(env) if env else REPO.parent / "shared" / "data") / "html-dev" / "html"
     if dev.is_dir():
         for f in sorted(dev.glob("*.html.gz"))[:40]:
-            (html_dir / f.name.replace(".gz", "")).write_bytes(gzip.decompress(f.read_bytes())[:65536])
+            (html_dir / f.name.replace(".gz", "")).write_bytes(
+                gzip.decompress(f.read_bytes())[:16384]
+            )
     print(f"seeds: {len(list(warc_dir.iterdir()))} warc, {len(list(html_dir.iterdir()))} html")
 
 
