@@ -45,7 +45,10 @@ class Extract:
         if self.enabled:
             from fastllm.data.extract import extract_batch
 
-            text = extract_batch(html).texts
+            # WARC inputs carry the page's URL: its TLD helps guess the
+            # charset of pages that do not declare one.
+            urls = table.column("url").to_pylist() if "url" in table.column_names else None
+            text = extract_batch(html, urls).texts
         else:
             text = pa.array([b.decode("utf-8", "replace") for b in html.to_pylist()], pa.string())
         out = table.drop_columns(["html"]).append_column("text", text)

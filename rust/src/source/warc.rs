@@ -478,20 +478,26 @@ impl<R: BufRead + Seek> WarcReader<R> {
         Ok(())
     }
 
-    /// Why the record spanning `[start, end)` (stream offsets) was lost: a
-    /// gzip break inside it names the cause, else `fallback`.
+    /// The first gzip break in `(start, end]` (stream offsets), if any.
+    /// Breaks come in offset order: a binary search keeps a file with many
+    /// damaged members linear.
+    fn break_in(&self, start: u64, end: u64) -> Option<BreakKind> {
+        let Input::Gzip(m) = &self.input else {
+            return None;
+        };
+        let breaks = m.breaks();
+        let i = breaks.partition_point(|b| b.offset <= start);
+        breaks.get(i).filter(|b| b.offset <= end).map(|b| b.kind)
+    }
+
+    /// Why the record spanning `(start, end]` was lost: a gzip break inside
+    /// it names the cause, else `fallback`.
     fn reason_for(&self, start: u64, end: u64, fallback: Reason) -> Reason {
-        if let Input::Gzip(m) = &self.input {
-            for b in m.breaks() {
-                if start < b.offset && b.offset <= end {
-                    return match b.kind {
-                        BreakKind::Truncated => Reason::TruncatedGzip,
-                        BreakKind::Corrupt => Reason::CorruptGzip,
-                    };
-                }
-            }
+        match self.break_in(start, end) {
+            Some(BreakKind::Truncated) => Reason::TruncatedGzip,
+            Some(BreakKind::Corrupt) => Reason::CorruptGzip,
+            None => fallback,
         }
-        fallback
     }
 
     /// Counts a lost record starting at window index `start` and moves past
@@ -612,7 +618,7 @@ impl<R: BufRead + Seek> WarcReader<R> {
             self.fill(len + LOOKAHEAD)?;
             let start = self.pos;
             if self.avail() < len {
-                self.bad_record(start, end + 4, Reason::TruncatedRecord, &f.id);
+                self.bad_record(start, end.saturating_add(4), Reason::TruncatedRecord, &f.id);
                 continue;
             }
             // The content must be followed by the \r\n\r\n the format puts
@@ -625,28 +631,23 @@ impl<R: BufRead + Seek> WarcReader<R> {
                 .count();
             let ends_well = after.starts_with(b"\r\n\r\n") || (self.eof && blank == after.len());
             if !ends_well {
-                self.bad_record(start, end + 4, Reason::BadContentLength, &f.id);
+                self.bad_record(
+                    start,
+                    end.saturating_add(4),
+                    Reason::BadContentLength,
+                    &f.id,
+                );
                 continue;
             }
             // A gzip break inside a well-framed record: a checksum mismatch
             // at the end of its member.
-            if self.breaks_in(at, end + blank.min(4) as u64) {
-                self.bad_record(start, end + 4, Reason::CorruptGzip, &f.id);
+            if self.break_in(at, end + blank.min(4) as u64).is_some() {
+                self.bad_record(start, end.saturating_add(4), Reason::CorruptGzip, &f.id);
                 continue;
             }
             self.counts.records += 1;
             self.pos = start + len;
             return Ok(Some(f));
-        }
-    }
-
-    fn breaks_in(&self, start: u64, end: u64) -> bool {
-        match &self.input {
-            Input::Gzip(m) => m
-                .breaks()
-                .iter()
-                .any(|b| start < b.offset && b.offset <= end),
-            Input::Plain(_) => false,
         }
     }
 }
