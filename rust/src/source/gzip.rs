@@ -10,12 +10,37 @@
 //! (and counted). The WARC reader uses the breaks to say why a record was
 //! lost.
 
-use std::io::{self, BufRead, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 
 use flate2::bufread::GzDecoder;
 
 /// The first three bytes of a gzip member: ID1, ID2 and CM = deflate.
 pub const MAGIC: [u8; 3] = [0x1f, 0x8b, 0x08];
+
+/// A gzip member starts here: the magic, and a flag byte without the
+/// reserved bits (which weeds out most chance matches in compressed data).
+fn is_header(head: &[u8]) -> bool {
+    head.len() >= 4 && head[..3] == MAGIC && head[3] & 0xE0 == 0
+}
+
+/// Input that can go back to a byte it has already read, cheaply when that
+/// byte is still buffered (a damaged member is re-scanned from its start).
+pub trait Rewind: BufRead + Seek {
+    fn rewind_to(&mut self, pos: u64) -> io::Result<()> {
+        self.seek(SeekFrom::Start(pos)).map(|_| ())
+    }
+}
+
+impl<T: AsRef<[u8]>> Rewind for Cursor<T> {}
+
+impl<R: Read + Seek> Rewind for BufReader<R> {
+    fn rewind_to(&mut self, pos: u64) -> io::Result<()> {
+        // Within the buffer this moves an index; a plain seek would drop
+        // the buffer and read it again for every damaged member.
+        let here = self.stream_position()?;
+        self.seek_relative(pos as i64 - here as i64)
+    }
+}
 
 /// What went wrong in a damaged member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,33 +67,45 @@ enum State<R: BufRead> {
 }
 
 /// The concatenated output of every readable gzip member of `R`.
-pub struct Members<R: BufRead + Seek> {
+pub struct Members<R: Rewind> {
     state: Option<State<R>>,
     member_start: u64,
+    /// `out` when the current member started.
+    member_out: u64,
     out: u64,
     /// Set after a damaged member until a member inflates cleanly: resyncing
-    /// may land on false headers inside compressed data, and those failures
+    /// may land on chance headers inside compressed data, and those failures
     /// belong to the same damage.
     resyncing: bool,
     breaks: Vec<Break>,
+    episodes: u64,
     garbage: u64,
 }
 
-impl<R: BufRead + Seek> Members<R> {
+impl<R: Rewind> Members<R> {
     pub fn new(inner: R) -> Self {
         Members {
             state: Some(State::Between(inner)),
             member_start: 0,
+            member_out: 0,
             out: 0,
             resyncing: false,
             breaks: Vec::new(),
+            episodes: 0,
             garbage: 0,
         }
     }
 
-    /// Damaged members so far, in order.
+    /// Damaged members that produced output, and the first member of each
+    /// episode of damage, in order.
     pub fn breaks(&self) -> &[Break] {
         &self.breaks
+    }
+
+    /// Episodes of damage: runs of failing members (and chance headers
+    /// found while resyncing) up to the next member that inflates cleanly.
+    pub fn damage_episodes(&self) -> u64 {
+        self.episodes
     }
 
     /// Compressed bytes skipped because they were not part of any member.
@@ -93,8 +130,8 @@ impl<R: BufRead + Seek> Members<R> {
                     let n = buf.len();
                     self.skip(r, n);
                 }
-                Some(i) if i + MAGIC.len() <= buf.len() => {
-                    if buf[i..i + MAGIC.len()] == MAGIC {
+                Some(i) if i + 4 <= buf.len() => {
+                    if is_header(&buf[i..]) {
                         self.skip(r, i);
                         return Ok(true);
                     }
@@ -102,18 +139,17 @@ impl<R: BufRead + Seek> Members<R> {
                 }
                 Some(i) => {
                     // A candidate split across the buffer's end: look at it
-                    // with a read and a seek back (rare, so the lost buffer
-                    // does not matter).
+                    // with a read and a step back.
                     self.skip(r, i);
                     let at = r.stream_position()?;
-                    let mut head = [0u8; 3];
+                    let mut head = [0u8; 4];
                     let n = read_up_to(r, &mut head)?;
-                    r.seek(SeekFrom::Start(at))?;
-                    if n == MAGIC.len() && head == MAGIC {
+                    r.rewind_to(at)?;
+                    if is_header(&head[..n]) {
                         return Ok(true);
                     }
-                    if n < MAGIC.len() {
-                        // The input ends in a partial header-looking tail.
+                    if n < head.len() {
+                        // The input ends in a short header-looking tail.
                         self.skip(r, n);
                         return Ok(false);
                     }
@@ -144,7 +180,7 @@ fn read_up_to<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-impl<R: BufRead + Seek> Read for Members<R> {
+impl<R: Rewind> Read for Members<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -160,6 +196,7 @@ impl<R: BufRead + Seek> Read for Members<R> {
                     match found {
                         Ok(true) => {
                             self.member_start = r.stream_position()?;
+                            self.member_out = self.out;
                             self.state = Some(State::Member(Box::new(GzDecoder::new(r))));
                         }
                         Ok(false) => {
@@ -186,7 +223,10 @@ impl<R: BufRead + Seek> Read for Members<R> {
                         self.state = Some(State::Member(d));
                     }
                     Err(e) => {
-                        if !self.resyncing {
+                        // A chance header met while resyncing fails without
+                        // output and is not news; a member that gave data
+                        // and then failed (a bad checksum) always is.
+                        if !self.resyncing || self.out > self.member_out {
                             let kind = if e.kind() == io::ErrorKind::UnexpectedEof {
                                 BreakKind::Truncated
                             } else {
@@ -198,12 +238,15 @@ impl<R: BufRead + Seek> Read for Members<R> {
                                 kind,
                             });
                         }
+                        if !self.resyncing {
+                            self.episodes += 1;
+                        }
                         self.resyncing = true;
                         // The decoder may have read past the damage into the
                         // next member: look again from just after this
-                        // member's header.
+                        // member's first byte.
                         let mut r = (*d).into_inner();
-                        let resume = r.seek(SeekFrom::Start(self.member_start + 1));
+                        let resume = r.rewind_to(self.member_start + 1);
                         self.state = Some(State::Between(r));
                         resume?;
                     }
@@ -287,6 +330,22 @@ mod tests {
         assert_eq!(out, b"payload!");
         assert_eq!(m.breaks().len(), 1);
         assert_eq!(m.breaks()[0].offset, 7);
+    }
+
+    #[test]
+    fn every_member_with_data_and_a_bad_checksum_is_a_break() {
+        let bad = |data: &[u8]| {
+            let mut m = gz(data);
+            let n = m.len();
+            m[n - 8] ^= 1;
+            m
+        };
+        let input = [gz(b"a"), bad(b"b"), bad(b"c"), gz(b"d"), bad(b"e")].concat();
+        let (out, m) = read_all(input);
+        assert_eq!(out, b"abcde");
+        let at: Vec<u64> = m.breaks().iter().map(|b| b.offset).collect();
+        assert_eq!(at, [2, 3, 5]);
+        assert_eq!(m.damage_episodes(), 2);
     }
 
     #[test]

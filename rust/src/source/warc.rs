@@ -27,10 +27,10 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek};
+use std::io::{self, BufReader, Read};
 use std::path::Path;
 
-use crate::source::gzip::{BreakKind, Members};
+use crate::source::gzip::{BreakKind, Members, Rewind};
 
 /// Which documents to take from the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,12 +137,12 @@ const CHUNK: usize = 1 << 20;
 /// Bytes looked at after a record's content to check where it ends.
 const LOOKAHEAD: usize = 16;
 
-enum Input<R: BufRead + Seek> {
+enum Input<R: Rewind> {
     Plain(R),
     Gzip(Box<Members<R>>),
 }
 
-impl<R: BufRead + Seek> Read for Input<R> {
+impl<R: Rewind> Read for Input<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Input::Plain(r) => r.read(buf),
@@ -278,7 +278,7 @@ fn looks_gzipped(head: &[u8]) -> bool {
 }
 
 /// Reads the documents of one WARC or WET file.
-pub struct WarcReader<R: BufRead + Seek> {
+pub struct WarcReader<R: Rewind> {
     input: Input<R>,
     opts: Options,
     /// The window: decompressed bytes from stream offset `base` on.
@@ -305,7 +305,7 @@ impl WarcReader<BufReader<File>> {
     }
 }
 
-impl<R: BufRead + Seek> WarcReader<R> {
+impl<R: Rewind> WarcReader<R> {
     pub fn new(mut inner: R, opts: Options) -> io::Result<Self> {
         let gzip = looks_gzipped(inner.fill_buf()?);
         let input = if gzip {
@@ -332,7 +332,7 @@ impl<R: BufRead + Seek> WarcReader<R> {
         let mut c = self.counts.clone();
         if let Input::Gzip(m) = &self.input {
             c.garbage_bytes += m.garbage_bytes();
-            c.gzip_errors = m.breaks().len() as u64;
+            c.gzip_errors = m.damage_episodes();
         }
         c
     }
