@@ -257,9 +257,10 @@ def _html(unit: Unit, field: str, stats: Counter, errors: list[str]):
         yield os.path.relpath(path, path.parent.parent), raw
 
 
-# Payload bytes per WARC/WET batch (a batch ends after the document that
-# passes it): small enough for the allocator to reuse the buffers.
-_WARC_BATCH_BYTES = 16 << 20
+# Payload bytes per chunk read from Rust: a few MB, which the allocator
+# reuses (tens of MB would be fresh pages, and page faults, every time). A
+# table is up to ``batch_size`` documents in such chunks, without a copy.
+_WARC_CHUNK_BYTES = 2 << 20
 
 
 def _warc(unit: Unit, batch_size: int, stats: Counter, errors: list[str]) -> Iterator[pa.Table]:
@@ -275,22 +276,39 @@ def _warc(unit: Unit, batch_size: int, stats: Counter, errors: list[str]) -> Ite
     except OSError as e:
         raise UnitError(f"{path}: unreadable: {e}") from None
     stats["bytes"] += path.stat().st_size
+
+    def table(ids: list[str], urls: list[str], chunks: list[pa.Array]) -> pa.Table:
+        return pa.table(
+            {
+                "id": pa.array(ids, pa.string()),
+                col: pa.chunked_array(chunks, typ),
+                "source": pa.array([unit.source] * len(ids), pa.string()),
+                "url": pa.array(urls, pa.string()),
+            }
+        )
+
+    ids: list[str] = []
+    urls: list[str] = []
+    chunks: list[pa.Array] = []
     try:
-        while (batch := reader.read_batch(batch_size, _WARC_BATCH_BYTES)) is not None:
-            ids, urls, data, offsets = batch
-            n = len(ids)
-            # The payloads as Rust laid them out: no copy per document.
-            payload = pa.Array.from_buffers(
-                typ, n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        while True:
+            batch = reader.read_batch(batch_size - len(ids), _WARC_CHUNK_BYTES)
+            if batch is None:
+                break
+            b_ids, b_urls, data, offsets = batch
+            # The payloads as Rust laid them out, in numpy arrays: no copy.
+            chunks.append(
+                pa.Array.from_buffers(
+                    typ, len(b_ids), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+                )
             )
-            yield pa.table(
-                {
-                    "id": pa.array(ids, pa.string()),
-                    col: payload,
-                    "source": pa.array([unit.source] * n, pa.string()),
-                    "url": pa.array(urls, pa.string()),
-                }
-            )
+            ids += b_ids
+            urls += b_urls
+            if len(ids) >= batch_size:
+                yield table(ids, urls, chunks)
+                ids, urls, chunks = [], [], []
+        if ids:
+            yield table(ids, urls, chunks)
     except OSError as e:
         raise UnitError(f"{path}: unreadable: {e}") from None
     finally:

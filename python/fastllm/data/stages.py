@@ -42,6 +42,10 @@ class Extract:
         if "html" not in table.column_names:
             return table, {}
         html = table.column("html")
+        if html.num_chunks > 1 and html.nbytes < (1 << 30):
+            # One array, so that the extractor spreads the whole batch over
+            # its threads (WARC tables come in chunks of a few MB).
+            html = html.combine_chunks()
         if self.enabled:
             from fastllm.data.extract import extract_batch
 
