@@ -30,6 +30,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+# numpy's OpenBLAS threads spin beside single-threaded readers on small
+# machines; neither reader uses BLAS.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import fastllm  # noqa: E402
 from fastllm import _core  # noqa: E402

@@ -407,11 +407,13 @@ impl<R: Rewind> WarcReader<R> {
                     }
                     Payload::Window(body_start, self.pos)
                 }
-                Kind::Wet => match String::from_utf8_lossy(block) {
-                    Cow::Borrowed(_) => Payload::Window(block_start, self.pos),
-                    Cow::Owned(s) => {
+                // `from_utf8` first: its validation is several times faster
+                // than the lossy decoder's, and almost every text is valid.
+                Kind::Wet => match std::str::from_utf8(block) {
+                    Ok(_) => Payload::Window(block_start, self.pos),
+                    Err(_) => {
                         self.counts.utf8_repaired += 1;
-                        Payload::Owned(s.into_bytes())
+                        Payload::Owned(String::from_utf8_lossy(block).into_owned().into_bytes())
                     }
                 },
             };
