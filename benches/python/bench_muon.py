@@ -2,7 +2,7 @@
 
     python benches/python/bench_muon.py [--steps 150] [--adamw-lrs 1e-3,3e-3,1e-2]
         [--muon-lrs 0.02,0.04,0.08] [--out runs/bench_muon]
-    python benches/python/bench_muon.py --overhead-only [--steps 40] [--ns-dtype auto]
+    python benches/python/bench_muon.py --overhead-only [--steps 40] [--batches 16,64]
 
 Same model (the tiny decoder over bytes, vocab 256), same data (the UTF-8
 bytes of the Python standard library's own sources, a held-out tail for
@@ -149,19 +149,55 @@ def plot(best: dict[str, dict], target: float, path: Path) -> bool:
     return True
 
 
+def ns_flop_share(size: str, vocab_size: int, seq: int, tokens_per_step: int) -> float:
+    """Newton-Schulz FLOPs of one Muon step over the model's FLOPs of one
+    training step (6 x matmul parameters x tokens, plus attention scores), by
+    counting: each Muon matrix (m <= n after turning it wide) costs
+    ns_steps x (4 m^2 n + 2 m^3). The hardware-independent part of the overhead."""
+    from fastllm.model import Decoder, ModelConfig
+    from fastllm.optim import OptimConfig
+    from fastllm.optim.routing import route_parameters
+
+    cfg = ModelConfig.named(size, vocab_size=vocab_size, max_seq_len=seq)
+    with torch.device("meta"):
+        model = Decoder(cfg)
+    ns = model_flops = 0.0
+    for r in route_parameters(model, OptimConfig(name="muon")):
+        if r.param.ndim == 2:
+            model_flops += 6 * r.param.numel() * tokens_per_step
+        if r.optimizer == "muon":
+            m, n = sorted(r.param.shape)
+            ns += 5 * (4 * m * m * n + 2 * m**3)
+    # Causal attention: QK^T and AV, forward and backward (x3), half the square.
+    model_flops += 3 * 2 * 2 * cfg.n_layers * cfg.dim * seq * tokens_per_step / 2
+    return ns / model_flops
+
+
 def overhead_only(args, train, val) -> int:
     adamw_lr = float(args.adamw_lrs.split(",")[0])
     muon_lr = float(args.muon_lrs.split(",")[0])
-    adamw = run(args, "adamw", adamw_lr, adamw_lr, train, val)
-    muon = run(args, "muon", muon_lr, adamw_lr, train, val)
-    extra = (muon["median_optimizer_step_s"] - adamw["median_optimizer_step_s"]) / adamw[
-        "median_step_s"
-    ]
+    rows = []
+    for batch in map(int, args.batches.split(",")):
+        args.batch = batch
+        print(f"batch {batch} x {args.seq} = {batch * args.seq:,} tokens a step")
+        adamw = run(args, "adamw", adamw_lr, adamw_lr, train, val)
+        muon = run(args, "muon", muon_lr, adamw_lr, train, val)
+        extra = (muon["median_optimizer_step_s"] - adamw["median_optimizer_step_s"]) / adamw[
+            "median_step_s"
+        ]
+        flops = ns_flop_share("tiny", 256, args.seq, batch * args.seq)
+        rows.append((batch * args.seq, muon["optimizer_share"], adamw["optimizer_share"], extra, flops))
+    print()
     print(
-        f"Muon's optimizer step: {muon['optimizer_share']:.1%} of a training step "
-        f"(AdamW's: {adamw['optimizer_share']:.1%}; Muon's extra over AdamW: {extra:.1%} "
-        f"of AdamW's step); median over steps 6-{args.steps}"
+        "| tokens / step | Muon step / training step | AdamW step / training step "
+        "| Muon extra over AdamW | NS FLOPs / model FLOPs |"
     )
+    print("|---|---|---|---|---|")
+    for tokens, share, adamw_share, extra, flops in rows:
+        print(f"| {tokens:,} | {share:.1%} | {adamw_share:.1%} | {extra:.1%} | {flops:.1%} |")
+    print(f"(median over steps 6-{args.steps}; tiny model, {args.dtype}, {torch.get_num_threads()} threads)")
+    big = ns_flop_share("125M", 50304, 2048, 64 * 2048)
+    print(f"125M config (configs/125M.toml, 131,072 tokens / step): NS FLOPs / model FLOPs {big:.1%}")
     return 0
 
 
@@ -169,6 +205,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=None, help="150 (40 with --overhead-only)")
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument(
+        "--batches",
+        default="16,64",
+        help="--overhead-only: batch sizes to time (overhead falls as tokens per step grow)",
+    )
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--adamw-lrs", default="1e-3,3e-3,1e-2")
     ap.add_argument("--muon-lrs", default="0.02,0.04,0.08")

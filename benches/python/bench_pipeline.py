@@ -1,26 +1,39 @@
 """Whole pipeline, HTML pages → token shards: fastllm vs datatrove.
 
 Same pages (``html-dev/html``, the first ``--pages``), same GPT-2 tokenizer,
-in one process, one after the other:
+in one process, one after the other, the same stages on both sides:
 
-- fastllm: ``fastllm.data.pipeline.run`` (read .html.gz → extract → length
-  filter → exact + MinHash dedup over the run → tokenize → Megatron shards),
-  with the Rust kernels on 1 thread (per core) and on all cores;
+- fastllm: ``fastllm.data.pipeline.run`` (read .html.gz → extract →
+  GopherRepetition, GopherQuality, C4 (FineWeb's settings), FineWeb quality
+  filters → MinHash/LSH dedup over the run → tokenize → Megatron shards),
+  with the Rust kernels on 1 thread (per core) and on all cores. The stages
+  datatrove's side lacks are off: the length filter, PII masking, language
+  id, exact dedup;
 - datatrove: its documented equivalent on one worker (1 core): pages as
-  JSONL of raw HTML → Trafilatura → GopherRepetition, GopherQuality, C4Quality,
-  FineWebQuality filters → MinHash (signatures, buckets, clusters, filter) →
-  DocumentTokenizer (the same tokenizer.json).
+  JSONL of raw HTML → Trafilatura → GopherRepetition, GopherQuality, C4Quality
+  (``filter_no_terminal_punct=False``), FineWebQuality filters → MinHash
+  (signatures, buckets, clusters, filter) → DocumentTokenizer (the same
+  tokenizer.json).
 
+MinHash settings differ slightly (fastllm 128 permutations, threshold 0.8,
+verified; datatrove 14 buckets x 8 hashes), as do the extractors (fastllm's
+Rust extractor vs Trafilatura), so the document counts differ a little.
 Throughput is MB of (decompressed) HTML per second of wall time, per core.
-The fastllm side has no Gopher/C4/FineWeb-style quality filters yet (a length
-filter only): the table says so; its extract and dedup are the full ones.
 
     python benches/python/bench_pipeline.py [--pages 100] [--data DIR] [--no-datatrove]
 
-Measured (2026-11-22, 2 shared x86_64 cores, all 380 pages = 102.4 MB):
-fastllm 1 thread 2.83 s = 36.1 MB/s per core; datatrove 0.10.1 one worker
-130.5 s = 0.78 MB/s per core: 46x per core (fastllm 2 threads 14.8 MB/s
-per core on the shared machine: 18.8x).
+Measured (2026-11-22, 2 x86_64 cores shared with other builds, all 380
+pages = 102.4 MB, datatrove 0.10.1; the ratio is per core, fastllm on one
+thread vs datatrove's one worker, both in the same run):
+
+    load (1-min avg)  fastllm 1 thread        datatrove 1 worker   ratio
+    4.3-5.3           3.23 s = 31.7 MB/s      90.5 s = 1.13 MB/s   28.0x
+    6.4               4.85 s = 21.1 MB/s      83.8 s = 1.22 MB/s   17.3x
+    8.0-10.0          7.84 s = 13.1 MB/s     116.8 s = 0.88 MB/s   14.9x
+
+fastllm's short run suffers most from the other processes; on the quietest
+run extraction is ~40% of its time and the four filter families ~15%. Both
+sides keep about the same documents (fastllm 220, datatrove 233).
 """
 
 from __future__ import annotations
@@ -59,7 +72,11 @@ def run_fastllm(pages: Path, tok: Path, out: Path, threads: int) -> tuple[float,
             "--input.paths", str(pages),
             "--output.dir", str(out),
             "--tokenizer.path", str(tok),
-            "--filter.min_chars", "200",
+            "--filter.min_chars", "0",
+            "--filter.langid.enabled", "false",
+            "--filter.c4.filter_no_terminal_punct", "false",
+            "--pii.enabled", "false",
+            "--dedup.exact", "false",
             "--run.progress", "false",
             "--run.force", "true",
         ],
@@ -227,7 +244,11 @@ def main() -> int:
             for name, c, secs, *_ in rows:
                 if name.startswith("fastllm"):
                     print(f"{name}: {mb / secs / c / base:.1f}x datatrove per core")
-        print("note: fastllm filters = length only (no Gopher/C4/FineWeb equivalents yet)")
+        print(
+            "stages (both): extract, Gopher repetition + quality, C4, FineWeb, MinHash dedup, "
+            "GPT-2 tokenize, shards"
+        )
+        print("load: " + open("/proc/loadavg").read().strip())
         import fastllm
 
         print(

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from fastllm import _core
+from fastllm._arrow import is_arrow, text_column
 
 #: Weights of :func:`lsh_params` when candidates are verified: verification
 #: removes the false positives that a low weight lets through, and missed
@@ -43,7 +44,9 @@ def content_hashes(texts: Sequence[str], normalize: bool = True) -> np.ndarray:
     """128-bit xxh3 hashes of ``texts`` as an ``(n, 2)`` uint64 array.
 
     With ``normalize`` (the default) texts that differ only in case,
-    punctuation or whitespace hash alike.
+    punctuation or whitespace hash alike. ``texts`` may be an Arrow
+    string/binary column (pyarrow Array or ChunkedArray), read in place by
+    Rust; a null hashes as the empty text.
     """
     return _core.content_hashes(_as_str_list(texts, "texts"), normalize)
 
@@ -66,7 +69,8 @@ def minhash(texts: Sequence[str], num_perm: int = 128, ngram: int = 5, seed: int
     """MinHash signatures as an ``(len(texts), num_perm)`` uint64 array.
 
     Values are below ``2**61 - 1``; a text with no words (empty after
-    normalization) has ``2**64 - 1`` everywhere.
+    normalization) has ``2**64 - 1`` everywhere. ``texts`` may be an Arrow
+    column, as for :func:`content_hashes` (a null is the empty text).
     """
     texts = _as_str_list(texts, "texts")
     _check_int("num_perm", num_perm, 1)
@@ -257,9 +261,9 @@ def dedup_stage(
     col = batch.column(text_column)
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         raise ValueError(f"text_column {text_column!r} must be a string column, got {col.type}")
-    # A null text is an empty document here (it clusters with other empties).
-    texts = [t if t is not None else "" for t in col.to_pylist()]
-    labels = near_duplicate_clusters(texts, threshold, num_perm, ngram, seed, verify)
+    # The column goes to Rust as it is (no to_pylist); a null text is an
+    # empty document there (it clusters with other empties).
+    labels = near_duplicate_clusters(col, threshold, num_perm, ngram, seed, verify)
     keep = labels == np.arange(len(labels))
     return batch.filter(pa.array(keep)), report_from_labels(labels)
 
@@ -312,6 +316,8 @@ def _check_int(name: str, value, lo: int, hi: int | None = None) -> None:
 
 
 def _as_str_list(texts: Sequence[str], name: str) -> list[str]:
+    if is_arrow(texts):
+        return text_column(texts, name)
     if isinstance(texts, str):
         raise TypeError(f"{name} must be a sequence of str, not a single str")
     texts = list(texts)

@@ -35,6 +35,7 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -81,8 +82,9 @@ def _open_text(path: Path, mode: str = "rt", gz: bool | None = None):
     return open(path, mode, encoding="utf-8")
 
 
-def _text_batches(path: Path, text_column: str, batch_size: int) -> Iterator[list[str]]:
-    """The texts of one shard, ``batch_size`` at a time (null -> "")."""
+def _text_batches(path: Path, text_column: str, batch_size: int) -> Iterator[Any]:
+    """The texts of one shard, ``batch_size`` at a time: Parquet as Arrow
+    columns (read in place by the kernels; a null is ""), JSONL as lists."""
     if _kind(path) == "parquet":
         import pyarrow.parquet as pq
 
@@ -90,7 +92,7 @@ def _text_batches(path: Path, text_column: str, batch_size: int) -> Iterator[lis
         if text_column not in pf.schema_arrow.names:
             raise ValueError(f"text_column {text_column!r} is not a column of {path}")
         for batch in pf.iter_batches(batch_size=batch_size, columns=[text_column]):
-            yield [t if t is not None else "" for t in batch.column(0).to_pylist()]
+            yield batch.column(0)
         return
     batch: list[str] = []
     with _open_text(path) as f:
@@ -113,7 +115,12 @@ def _signatures_for_shard(path, text_column, batch_size, num_perm, ngram, seed):
     """Signatures of one shard and its size in bytes of text."""
     chunks, nbytes = [], 0
     for texts in _text_batches(path, text_column, batch_size):
-        nbytes += sum(len(t.encode("utf-8")) for t in texts)
+        if isinstance(texts, list):
+            nbytes += sum(len(t.encode("utf-8")) for t in texts)
+        elif len(texts):
+            import pyarrow.compute as pc
+
+            nbytes += int(pc.sum(pc.binary_length(texts)).as_py() or 0)
         chunks.append(minhash(texts, num_perm, ngram, seed))
     sigs = np.concatenate(chunks) if chunks else np.zeros((0, num_perm), dtype=np.uint64)
     return sigs, nbytes

@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from fastllm import _core
+from fastllm._arrow import is_arrow, text_column
 from fastllm._io import write_text_atomic
 
 #: GPT-2's split pattern (tiktoken's equivalent form).
@@ -187,7 +188,10 @@ class Tokenizer:
         allowed_special: Specials = (),
         disallowed_special: Specials = "all",
     ) -> list[list[int]]:
-        """Token ids of each text, encoded in parallel (GIL released)."""
+        """Token ids of each text, encoded in parallel (GIL released).
+
+        ``texts`` is a list of str or an Arrow string/binary column (pyarrow
+        Array or ChunkedArray, read in place; a null is the empty text)."""
         mode, mask = self._special_args(allowed_special, disallowed_special)
         return self._core.encode_batch(_str_list(texts), mode, mask)
 
@@ -198,7 +202,8 @@ class Tokenizer:
         disallowed_special: Specials = "all",
     ) -> tuple[np.ndarray, np.ndarray]:
         """All texts' ids as one flat ``uint32`` array plus ``int64`` offsets
-        of length ``len(texts) + 1``: text ``i`` is ``ids[offsets[i]:offsets[i+1]]``."""
+        of length ``len(texts) + 1``: text ``i`` is ``ids[offsets[i]:offsets[i+1]]``.
+        ``texts`` may be an Arrow column, as for :meth:`encode_batch`."""
         mode, mask = self._special_args(allowed_special, disallowed_special)
         return self._core.encode_to_numpy(_str_list(texts), mode, mask)
 
@@ -254,6 +259,8 @@ class Tokenizer:
 
 
 def _str_list(texts: Sequence[str]) -> list[str]:
+    if is_arrow(texts):
+        return text_column(texts, "texts")
     if isinstance(texts, str):
         raise TypeError("expected a sequence of str, got a single str")
     texts = texts if isinstance(texts, list) else list(texts)

@@ -22,21 +22,35 @@ REPO = Path(__file__).resolve().parents[2]
 
 WORDS = (
     "the quick brown fox jumps over a lazy dog while seven wizards quietly hex "
-    "numbers of every kind river mountain garden window morning evening"
+    "numbers of every kind river mountain garden window morning evening and to "
+    "with that have be the of bright silver lantern harbor meadow orchard candle "
+    "forest valley painter teacher library market bridge tower station winter"
 ).split()
 
 
 def prose(seed: int, words: int) -> str:
-    """Deterministic pseudo-text, different for each seed."""
+    """Deterministic pseudo-text, different for each seed: sentences of nine
+    words, which the default quality filters (Gopher, C4, FineWeb) keep from
+    about 50 words on."""
     out, x = [], seed * 2654435761 % 2**32 + 1
-    for _ in range(words):
+    for k in range(words):
         x = (x * 1103515245 + 12345) % 2**31
-        out.append(WORDS[x % len(WORDS)])
+        out.append(WORDS[(x >> 12) % len(WORDS)])  # high bits: the low ones cycle
+        if k % 9 == 8 and k != words - 1:
+            out[-1] += "."
     return " ".join(out) + "."
 
 
+# Overrides that turn the quality filters off, for tests of other things on short texts.
+NO_QUALITY = tuple(
+    a
+    for f in ("gopher_repetition", "gopher_quality", "c4", "fineweb")
+    for a in (f"--filter.{f}.enabled", "false")
+)
+
+
 def page(title: str, body: str) -> str:
-    paras = "".join(f"<p>{p}</p>" for p in body.split(". "))
+    paras = "".join(f"<p>{p.rstrip('.')}.</p>" for p in body.split(". "))
     return (
         f"<html lang='en'><head><title>{title}</title></head><body>"
         f"<nav><a href='/'>Home</a> <a href='/about'>About</a></nav>"
@@ -62,7 +76,8 @@ def make_corpus(root: Path) -> Path:
         for t in docs[:15]:
             f.write(json.dumps({"text": t}) + "\n")
         f.write(json.dumps({"text": "tiny"}) + "\n")
-        f.write(json.dumps({"text": docs[3].upper()}) + "\n")  # exact dup (normalized)
+        dup = docs[3].replace(" ", "  ").replace(".", "!")
+        f.write(json.dumps({"text": dup}) + "\n")  # exact dup (normalized)
     with gzip.open(d / "b.jsonl.gz", "wt") as f:
         for t in docs[15:25]:
             f.write(json.dumps({"text": t}) + "\n")

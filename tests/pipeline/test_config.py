@@ -21,6 +21,18 @@ from .conftest import run_cli
         (["--dedup.near", "1"], "dedup.near"),
         (["--tokenz.path", "x"], "tokenz"),
         (["--filter.stages", "nocolon"], "filter.stages[0]"),
+        (["--filter.c4.bogus", "1"], "filter.c4.bogus"),
+        (["--filter.c4.min_num_sentences", "-2"], "filter.c4.min_num_sentences"),
+        (["--filter.gopher_quality.min_doc_words", "many"], "filter.gopher_quality.min_doc_words"),
+        (["--filter.gopher_repetition.top_n_grams", "[[0, 0.2]]"], "top_n_grams[0]"),
+        (["--filter.fineweb.stop_chars", '[".!"]'], "filter.fineweb.stop_chars[0]"),
+        (["--filter.fineweb.line_punct_thr", "-0.1"], "filter.fineweb.line_punct_thr"),
+        (["--filter.langid.min_confidence", "2"], "filter.langid.min_confidence"),
+        (["--filter.langid.languages", "[1]"], "filter.langid.languages[0]"),
+        (["--filter.langid", "1"], "filter.langid"),
+        (["--pii.email", "3"], "pii.email"),
+        (["--pii.name", "x"], "pii.name"),
+        (["--dedup.mode", "cloud"], "dedup.mode"),
     ],
 )
 def test_bad_value_names_the_field(corpus, tokenizer_path, tmp_path, capsys, overrides, field):

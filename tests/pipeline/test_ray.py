@@ -1,4 +1,5 @@
-"""``--engine ray`` on a local Ray instance gives the local engine's documents."""
+"""``--engine ray`` on a local Ray instance gives the local engine's documents,
+and a rerun skips the units it finished."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 
 from fastllm.shards import ShardSet, read_manifest, verify
 
-from .conftest import report, run_cli
+from .conftest import report, run_cli, sha256_dir
 
 ray = pytest.importorskip("ray")
 
@@ -23,7 +24,7 @@ def documents(d):
     return [s.document(i).tolist() for i in range(s.num_documents)]
 
 
-def test_ray_equals_local(local_ray, corpus, tokenizer_path, tmp_path):
+def test_ray_equals_local_and_resumes(local_ray, corpus, tokenizer_path, tmp_path):
     args = [
         "--input",
         corpus,
@@ -45,3 +46,23 @@ def test_ray_equals_local(local_ray, corpus, tokenizer_path, tmp_path):
         for k in ("docs_in", "docs_out", "dropped", "flagged"):
             assert rr["stages"][stage][k] == rl["stages"][stage][k], (stage, k)
     assert rr["engine"] == "ray"
+
+    # Resume: the finished output is not redone; with the shards lost and one
+    # unit unfinished, only that unit goes through Ray again.
+    ray_out = tmp_path / "ray"
+    first = sha256_dir(ray_)
+    assert run_cli(*args, "--output", ray_out, "--engine", "ray") == 0
+    assert sha256_dir(ray_) == first
+    markers = sorted((ray_out / "work").glob("*-ray.json"))
+    assert len(markers) == rr["units"] == 5
+    markers[2].unlink()
+    (ray_out / "report.json").unlink()
+    assert run_cli(*args, "--output", ray_out, "--engine", "ray") == 0
+    again = report(ray_out)
+    assert again["resumed_units"] == 4
+    assert sha256_dir(ray_) == first
+    assert list(again["stages"]) == list(rr["stages"])
+    for stage, st in rr["stages"].items():
+        for k in ("docs_in", "docs_out", "dropped", "flagged"):
+            assert again["stages"][stage][k] == st[k], (stage, k)
+    assert run_cli(*args, "--output", ray_out, "--engine", "ray", "--dedup.threshold", "0.5") == 2

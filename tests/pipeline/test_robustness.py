@@ -7,12 +7,13 @@ import json
 
 from fastllm.shards import ShardSet, read_manifest, verify
 
-from .conftest import prose, report, run_cli
+from .conftest import NO_QUALITY, prose, report, run_cli
 
 
 def run(tmp_path, tokenizer_path, *inputs, extra=()):
+    """The pipeline on short test texts: the quality filters are off."""
     out = tmp_path / "out"
-    args = ["--output", out, "--tokenizer", tokenizer_path, *extra]
+    args = ["--output", out, "--tokenizer", tokenizer_path, *NO_QUALITY, *extra]
     for i in inputs:
         args += ["--input", i]
     assert run_cli(*args) == 0

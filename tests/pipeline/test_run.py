@@ -15,6 +15,8 @@ from fastllm.tokenizer import Tokenizer
 
 from .conftest import make_corpus, prose, report, run_cli, run_subprocess, sha256_dir
 
+QUALITY = ["gopher_repetition", "gopher_quality", "c4", "fineweb"]
+
 
 def decoded(out, tokenizer_path) -> list[str]:
     tok = Tokenizer.from_file(tokenizer_path)
@@ -50,7 +52,7 @@ def test_end_to_end(corpus, tokenizer_path, tmp_path):
     # Every non-HTML document but the exact and the near duplicate, once.
     for t in texts:
         assert docs.count(t) == 1, t[:40]
-    assert not any(d.startswith(texts[3].upper()[:30]) for d in docs)
+    assert not any("!" in d for d in docs)  # the exact duplicate of texts[3]
     assert not any("zebra" in d for d in docs)
     assert "tiny" not in docs
     # HTML: main text without the navigation or footer; the menu-only page dropped.
@@ -61,7 +63,8 @@ def test_end_to_end(corpus, tokenizer_path, tmp_path):
 
     r = report(out)
     st = r["stages"]
-    order = ["read", "extract", "length", "signatures", "dedup", "tokenize", "shards"]
+    order = ["read", "extract", "length", *QUALITY, "pii", "signatures", "dedup"]
+    order += ["tokenize", "shards"]
     assert list(st) == order
     for a, b in zip(order, order[1:], strict=False):
         assert st[a]["docs_out"] == st[b]["docs_in"], (a, b)
@@ -228,6 +231,8 @@ def test_shared_data(shared_data, tmp_path):
     assert m["dtype"] == "uint16" and m["tokenizer"]["vocab_size"] == 50257
     assert r["stages"]["read"]["docs_in"] > 30
     assert 20 <= m["sources"]["web"]["documents"] <= 30
-    assert m["sources"]["code-00"]["documents"] > 0
+    # Source code mostly fails the prose rules (Gopher's alphabetic-word ratio first).
+    assert m["sources"].get("code-00", {"documents": 0})["documents"] <= 5
+    assert r["stages"]["gopher_quality"]["dropped"]["gopher_below_alpha_threshold"] > 0
     docs = decoded(out, tok)
     assert all(len(d) >= 200 for d in docs)

@@ -92,7 +92,7 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
         help="run the pipeline: inputs -> extract -> filters -> dedup -> tokenize -> shards",
-        epilog="Any config key can be overridden: --dedup.threshold 0.9 --filter.min_chars 200",
+        epilog="Any config key can be overridden: --dedup.threshold 0.9 --filter.c4.enabled false",
     )
     p.add_argument("config", nargs="?", help="TOML config (optional: flags and overrides suffice)")
     p.add_argument("--input", action="append", metavar="PATH", help="input file or directory (repeatable; replaces input.paths)")

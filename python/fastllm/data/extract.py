@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from fastllm import _core
+from fastllm._arrow import is_arrow, text_column
 
 
 class Extracted(NamedTuple):
@@ -53,10 +54,12 @@ def extract_batch(
 ) -> Extracted:
     """Texts, titles and ``<html lang>`` hints of many pages at once.
 
-    ``pages`` is a list of bytes/str or a pyarrow ``binary``/``string``
-    array (nulls give None). ``urls``, if given, has one entry per page.
+    ``pages`` is a list of bytes/str, or an Arrow binary/string column (a
+    pyarrow Array or ChunkedArray, or any ``__arrow_c_array__`` /
+    ``__arrow_c_stream__`` producer; nulls give None) that Rust reads in
+    place. ``urls``, if given, has one entry per page.
     """
-    if _is_arrow(pages):
+    if is_arrow(pages):
         return _extract_arrow(pages, urls)
     if isinstance(pages, (str, bytes)) or not isinstance(pages, Sequence):
         raise TypeError(
@@ -82,30 +85,13 @@ def _check_urls(urls: Sequence[str | None] | None, n: int) -> list[str | None] |
 
 
 def _extract_arrow(pages: Any, urls: Sequence[str | None] | None) -> Extracted:
-    """pyarrow Array or ChunkedArray of string/binary: read in Rust through
-    the Arrow C data interface, chunk by chunk, without copying the pages."""
+    """One call for the whole column, chunks included: Rust imports it
+    through the Arrow C data interface without copying the pages."""
     import pyarrow as pa
 
-    chunks = pages.chunks if isinstance(pages, pa.ChunkedArray) else [pages]
+    pages = text_column(pages, "extract_batch: pages")
     urls = _check_urls(urls, len(pages))
-    texts: list[str | None] = []
-    titles: list[str | None] = []
-    langs: list[str | None] = []
-    start = 0
-    for chunk in chunks:
-        if pa.types.is_string_view(chunk.type) or pa.types.is_binary_view(chunk.type):
-            chunk = chunk.cast(pa.large_binary())
-        part = None if urls is None else urls[start : start + len(chunk)]
-        t, ti, la = _core.extract_arrow(chunk, part)
-        texts += t
-        titles += ti
-        langs += la
-        start += len(chunk)
+    texts, titles, langs = _core.extract_arrow(pages, urls)
     return Extracted(
         pa.array(texts, pa.string()), pa.array(titles, pa.string()), pa.array(langs, pa.string())
     )
-
-
-def _is_arrow(obj: object) -> bool:
-    mod = type(obj).__module__
-    return mod.startswith("pyarrow") and hasattr(obj, "to_pylist")

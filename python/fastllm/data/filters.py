@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from fastllm import _core
+from fastllm._arrow import is_arrow, null_indices, text_column
 
 
 @dataclass
@@ -217,8 +218,10 @@ class FilterResult(NamedTuple):
 def quality_filter(
     texts: Sequence[str] | Any, config: QualityFilterConfig | None = None
 ) -> FilterResult:
-    """Runs the configured filters over ``texts`` (a list of str or a pyarrow
-    string array; nulls are dropped with reason ``"null"``)."""
+    """Runs the configured filters over ``texts``: a list of str, or an Arrow
+    string/binary column (pyarrow Array or ChunkedArray, read in place by
+    Rust; invalid UTF-8 in a binary column is replaced with U+FFFD). Nulls
+    are dropped with reason ``"null"``."""
     config = QualityFilterConfig() if config is None else config
     if not isinstance(config, QualityFilterConfig):
         raise TypeError(
@@ -233,6 +236,12 @@ def quality_filter(
                     f"quality_filter: config.{name} must be a {_FAMILIES[name].__name__}"
                 )
             kwargs[name] = _check(sub, f"filters.{name}")
+    if is_arrow(texts):
+        col = text_column(texts, "quality_filter: texts")
+        reasons, out = _core.quality_filter(col, **kwargs)
+        for k in null_indices(col):
+            reasons[k] = "null"
+        return FilterResult(reasons, out)
     texts = _as_list(texts, "quality_filter: texts")
     present = [k for k, t in enumerate(texts) if t is not None]
     reasons: list[str | None] = ["null"] * len(texts)
@@ -245,8 +254,6 @@ def quality_filter(
 
 
 def _as_list(texts: Any, where: str) -> list[str | None]:
-    if type(texts).__module__.startswith("pyarrow") and hasattr(texts, "to_pylist"):
-        texts = texts.to_pylist()
     if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
         raise TypeError(f"{where}: expected a list of str, got {type(texts).__name__}")
     texts = list(texts)
@@ -266,18 +273,23 @@ def filter_stage(
 ) -> tuple[Any, dict[str, int]]:
     """The filter stage over a pyarrow Table: (kept rows, with C4's line
     removal applied to ``column``; counts of dropped rows per reason)."""
+    import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     if column not in table.column_names:
         raise ValueError(f"filter_stage: table has no column {column!r}")
-    res = quality_filter(table.column(column), config)
-    keep = res.keep
-    new_texts = [
-        o if o is not None else t
-        for o, t in zip(res.texts, table.column(column).to_pylist(), strict=True)
-    ]
-    idx = table.schema.get_field_index(column)
-    table = table.set_column(idx, column, pa.array(new_texts, table.schema.field(column).type))
-    kept = table.filter(pa.array(keep, pa.bool_()))
+    col = table.column(column)
+    res = quality_filter(col, config)
+    # Only the texts C4 shortened cross back; the others stay in their
+    # Arrow buffers (no to_pylist of the column).
+    changed = [k for k, o in enumerate(res.texts) if o is not None]
+    if changed:
+        mask = np.zeros(len(col), dtype=bool)
+        mask[changed] = True
+        new = pa.array([res.texts[k] for k in changed], col.type)
+        idx = table.schema.get_field_index(column)
+        table = table.set_column(idx, column, pc.replace_with_mask(col, pa.array(mask), new))
+    kept = table.filter(pa.array(res.keep, pa.bool_()))
     counts = Counter(r for r in res.reasons if r is not None)
     return kept, dict(counts)

@@ -14,6 +14,7 @@ from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
 from fastllm import _core
+from fastllm._arrow import is_arrow, text_column
 from fastllm.data.filters import _as_list
 
 
@@ -27,9 +28,15 @@ class Languages(NamedTuple):
 
 
 def detect_languages(texts: Sequence[str] | Any, max_bytes: int = 10_000) -> Languages:
-    """The language of each text (a list of str or a pyarrow string array)."""
+    """The language of each text: a list of str, or an Arrow string/binary
+    column (pyarrow Array or ChunkedArray, read in place by Rust)."""
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
         raise ValueError(f"detect_languages: max_bytes must be a positive int, got {max_bytes!r}")
+    if is_arrow(texts):
+        # Nulls come back as (None, 0.0), as for a null in a list.
+        return Languages(
+            *_core.detect_languages(text_column(texts, "detect_languages: texts"), max_bytes)
+        )
     texts = _as_list(texts, "detect_languages: texts")
     codes: list[str | None] = [None] * len(texts)
     conf = [0.0] * len(texts)

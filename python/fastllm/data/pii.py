@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastllm import _core
+from fastllm._arrow import is_arrow, text_column
 from fastllm.data.filters import _as_list
 
 
@@ -45,8 +46,8 @@ class PiiConfig:
 
 
 def mask_pii(texts: Sequence[str] | Any, config: PiiConfig | None = None) -> list[str | None]:
-    """``texts`` (a list of str or a pyarrow string array) with PII replaced;
-    nulls stay None."""
+    """``texts`` (a list of str, or an Arrow string/binary column read in
+    place by Rust) with PII replaced; nulls stay None."""
     config = PiiConfig() if config is None else config
     if not isinstance(config, PiiConfig):
         raise TypeError(f"mask_pii: config must be a PiiConfig, got {type(config).__name__}")
@@ -54,6 +55,9 @@ def mask_pii(texts: Sequence[str] | Any, config: PiiConfig | None = None) -> lis
         v = getattr(config, f.name)
         if v is not None and not isinstance(v, str):
             raise TypeError(f"pii.{f.name}: expected str or None, got {type(v).__name__}")
+    if is_arrow(texts):
+        col = text_column(texts, "mask_pii: texts")
+        return _core.mask_pii(col, **dataclasses.asdict(config))
     texts = _as_list(texts, "mask_pii: texts")
     present = [k for k, t in enumerate(texts) if t is not None]
     masked = _core.mask_pii([texts[k] for k in present], **dataclasses.asdict(config))

@@ -12,9 +12,15 @@ The local engine works in three phases inside ``output.dir``:
    the settings phase 1 depends on, so a rerun skips exactly the finished
    units whose inputs and settings are unchanged and redoes the rest.
 2. dedup over the whole run: exact duplicates (first kept, in input order),
-   then MinHash/LSH clusters over every signature (first of each cluster
-   kept). Signatures are memory-mapped from ``work/``; this is cheap and
-   deterministic, so it is recomputed on every run rather than persisted.
+   then MinHash/LSH clusters (first of each cluster kept). With
+   ``dedup.mode = "memory"`` (the default) the clusters come from every
+   signature at once, read from ``work/``; cheap and deterministic, so
+   recomputed on every run rather than persisted. With ``dedup.mode =
+   "disk"`` they come from :func:`fastllm.dedup_ooc.dedup_shards`, which
+   holds one unit's signatures at a time: each unit's exact-dedup survivors
+   go to ``work/dedup-KEY/in/NNNNN.parquet`` and its state to
+   ``work/dedup-KEY/ooc/`` (KEY: the units and dedup settings), so a rerun
+   resumes it where it stopped. Both modes keep the same documents.
 3. tokenize the kept documents in input order and write ``.shards.tmp/``
    with :class:`fastllm.shards.ShardWriter`; when the manifest is written the
    directory is renamed to ``shards/``. A run killed here redoes phase 3
@@ -70,7 +76,8 @@ def _kill_hook(point: str, count: int) -> None:
     """Test hook: ``FASTLLM_PIPELINE_KILL=unit:2`` SIGKILLs this process after
     the second unit is finished (``batch:N``: after the N-th batch written
     to a unit's temporary file; ``shard:N``: after the N-th batch added to
-    the shard writer), so tests can interrupt a run at a known point."""
+    the shard writer; ``dedup:1``: when the disk dedup's inputs are written),
+    so tests can interrupt a run at a known point."""
     want = os.environ.get("FASTLLM_PIPELINE_KILL")
     if want and want == f"{point}:{count}":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -103,11 +110,7 @@ class Runner:
         self.out = Path(cfg.output.dir)
         self.extract = Extract(cfg.run.extract)
         # Loading the hooks is part of config checking: before any work.
-        self.filters: list[Stage] = (
-            build_filters(cfg.filter.min_chars, cfg.filter.max_chars, cfg.filter.stages)
-            if cfg.filter.enabled
-            else []
-        )
+        self.filters: list[Stage] = build_filters(cfg.filter, cfg.pii)
         self.tokenizer = None
         if cfg.tokenizer.path:
             from fastllm.tokenizer import Tokenizer
@@ -117,7 +120,7 @@ class Runner:
             except (OSError, ValueError) as e:
                 raise ConfigError(f"tokenizer.path: {cfg.tokenizer.path}: {e}") from None
         self._batches = 0  # batches written in this process (for the kill hook)
-        self.fingerprint = cfg.fingerprint("input", "filter", "dedup") + (
+        self.fingerprint = cfg.fingerprint("input", "filter", "pii", "dedup") + (
             "x" if cfg.run.extract else "r"
         )
 
@@ -143,7 +146,7 @@ class Runner:
 
         d = self.cfg.dedup
         n = len(table)
-        texts = table.column("text").to_pylist()
+        texts = table.column("text")  # read in place by Rust, no to_pylist
         hashes = content_hashes(texts) if n else np.zeros((0, 2), np.uint64)
         sigs = minhash(texts, d.num_perm, d.ngram, d.seed) if n and d.near else None
         if sigs is None:
@@ -245,6 +248,8 @@ class Runner:
 
         expected = {self.unit_name(u) for u in units}
         for p in work.iterdir():  # stale units (changed inputs/settings) and temporaries
+            if p.is_dir():
+                continue  # dedup-KEY/: the disk dedup's, which cleans it itself
             if p.name.startswith(".") or p.name.rsplit(".", 1)[0] not in expected:
                 p.unlink()
         records, resumed = [], 0
@@ -292,7 +297,7 @@ class Runner:
             hashes.append(
                 np.stack([t.column("hash0").to_numpy(), t.column("hash1").to_numpy()], axis=1)
             )
-            if d.near:
+            if d.near and d.mode == "memory":
                 flat = pc.list_flatten(t.column("minhash")).to_numpy()
                 sigs.append(flat.reshape(-1, d.num_perm))
             nbytes.append(pc.binary_length(t.column("text")).to_numpy() if len(t) else np.zeros(0))
@@ -311,8 +316,11 @@ class Runner:
                 stats.dropped["exact_duplicate"] = n - len(first)
         if d.enabled and d.near and n:
             idx = np.flatnonzero(keep)
-            s = np.ascontiguousarray(np.concatenate(sigs)[idx])
-            labels = clusters_from_signatures(s, d.threshold, verify=True)
+            if d.mode == "disk":
+                labels = self.near_dedup_disk(records, work, keep)
+            else:
+                s = np.ascontiguousarray(np.concatenate(sigs)[idx])
+                labels = clusters_from_signatures(s, d.threshold, verify=True)
             near = labels != np.arange(len(idx))
             keep[idx[near]] = False
             if near.any():
@@ -322,6 +330,50 @@ class Runner:
         stats.bytes_out = int(lengths[keep].sum())
         stats.seconds = time.perf_counter() - t0
         return keep, stats
+
+    def near_dedup_disk(self, records: list[dict], work: Path, keep: np.ndarray) -> np.ndarray:
+        """Cluster labels of the documents ``keep`` marks (global index among
+        them), from :func:`fastllm.dedup_ooc.dedup_shards` over one Parquet
+        file per unit; resumable (see the module docstring)."""
+        import hashlib
+        import json
+
+        import pyarrow.parquet as pq
+
+        from fastllm.dedup_ooc import dedup_shards
+
+        d = self.cfg.dedup
+        units = [self.unit_name_of(r) for r in records if not r["skipped"]]
+        key = hashlib.sha256(json.dumps(units).encode()).hexdigest()[:16]
+        ddir = work / f"dedup-{key}"
+        for p in work.glob("dedup-*"):  # another run's (changed units)
+            if p != ddir:
+                shutil.rmtree(p)
+        (ddir / "in").mkdir(parents=True, exist_ok=True)
+        inputs, start = [], 0
+        for r, t in self.tables(records, work, ["text"]):
+            k = keep[start : start + len(t)]
+            start += len(t)
+            path = ddir / "in" / f"{r['unit']:05d}.parquet"
+            if not path.is_file():
+                tmp = path.with_name(f".{path.name}.tmp")
+                pq.write_table(t.filter(pa.array(k)), tmp)
+                os.replace(tmp, path)
+            inputs.append(path)
+        _kill_hook("dedup", 1)
+        dedup_shards(
+            inputs,
+            ddir / "ooc",
+            threshold=d.threshold,
+            num_perm=d.num_perm,
+            ngram=d.ngram,
+            seed=d.seed,
+            verify=True,
+            batch_size=self.cfg.input.batch_size,
+        )
+        from fastllm.dedup_ooc import read_labels
+
+        return read_labels(ddir / "ooc")
 
     # ---- tokenizer --------------------------------------------------------
     def get_tokenizer(self, records, work, keep):
@@ -376,7 +428,7 @@ class Runner:
             for off in range(0, len(t), bs):
                 texts = t.column("text").slice(off, bs)
                 t0 = time.perf_counter()
-                ids, offsets = tok.encode_to_numpy(texts.to_pylist(), disallowed_special=())
+                ids, offsets = tok.encode_to_numpy(texts, disallowed_special=())
                 t1 = time.perf_counter()
                 writer.add(ids, offsets, source=r["source"])
                 t2 = time.perf_counter()
@@ -417,7 +469,7 @@ class Runner:
             report = json.loads((out / REPORT).read_text(encoding="utf-8"))
             if report.get("fingerprint") != self.fingerprint:
                 raise ConfigError(
-                    f"{out}: finished with other settings (input/filter/dedup/run.extract); "
+                    f"{out}: finished with other settings (input/filter/pii/dedup/run.extract); "
                     "use --force to redo it, or another --output"
                 )
             report["finished_before"] = True

@@ -11,8 +11,21 @@
 - ``map_batches`` tokenizes; the driver writes the shards in input order.
 
 Order is preserved (``preserve_order``), so the documents equal the local
-engine's. This engine does not resume: a rerun of a finished output is
-skipped, an unfinished one is redone from the start.
+engine's.
+
+What resumes, as in the local engine: a rerun of a finished output (same
+settings) does nothing; otherwise every *unit* (a file, or a group of HTML
+pages) whose extract/filter/hash results are in ``work/`` is skipped. A
+unit's survivors (``work/NAME-ray.arrow``) and then its counts
+(``work/NAME-ray.json``, the marker) are written by the driver, each under a
+temporary name then renamed, as soon as the ordered stream has passed the
+unit's last block; NAME is the local engine's (unit, files, settings), so
+changed inputs or settings redo exactly their units. Only the units not yet
+finished are read and sent through Ray. What does not resume: dedup (exact
+and the Ray-shuffled MinHash, recomputed from the finished units' texts on
+every run), the tokenizer training sample, and tokenization + shard writing,
+which restart from the beginning of ``.shards.tmp/`` (as in the local
+engine, the shard set is the unit of restart of that phase).
 """
 
 from __future__ import annotations
@@ -29,22 +42,44 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fastllm.data.config import PipelineConfig
-from fastllm.data.pipeline import REPORT, SHARDS, TOKENIZER, Runner, _bytes, clean
-from fastllm.data.readers import UnitError, list_units, read_unit
-from fastllm.data.report import StageStats, merge
+from fastllm.data.config import ConfigError, PipelineConfig
+from fastllm.data.pipeline import (
+    MAX_ERRORS,
+    REPORT,
+    SHARDS,
+    TOKENIZER,
+    WORK,
+    Runner,
+    _bytes,
+    _kill_hook,
+    clean,
+)
+from fastllm.data.readers import Unit, UnitError, list_units, read_unit
+from fastllm.data.report import StageStats, merge, stages_dict, write_json_atomic
 
 _BLOCK = pa.schema(
-    [("id", pa.string()), ("text", pa.string()), ("html", pa.binary()), ("source", pa.string())]
+    [
+        ("id", pa.string()),
+        ("text", pa.string()),
+        ("html", pa.binary()),
+        ("source", pa.string()),
+        ("_unit", pa.int64()),
+    ]
 )
+# What a finished unit keeps in work/: its survivors and their content hashes.
+_UNIT = pa.schema(
+    [("id", pa.string()), ("text", pa.string()), ("source", pa.string()),
+     ("hash0", pa.uint64()), ("hash1", pa.uint64())]
+)  # fmt: skip
 
 
-def _as_block(t: pa.Table) -> pa.Table:
-    """One schema for every block (text or html, the other null)."""
+def _as_block(t: pa.Table, unit: int) -> pa.Table:
+    """One schema for every block (text or html, the other null), tagged with its unit."""
     n = len(t)
     cols = {}
     for f in _BLOCK:
         cols[f.name] = t.column(f.name) if f.name in t.column_names else pa.nulls(n, f.type)
+    cols["_unit"] = pa.array(np.full(n, unit, np.int64))
     return pa.table(cols, schema=_BLOCK)
 
 
@@ -60,6 +95,16 @@ class _Stages:
 
         if self.runner is None:
             self.runner = Runner(self.cfg)
+        if len(block) == 0:  # _read makes none; Ray might
+            return pa.table(
+                {
+                    **{f.name: pa.array([], f.type) for f in _UNIT},
+                    "_stats": pa.array([], pa.string()),
+                    "_unit": pa.array([], pa.int64()),
+                }
+            )
+        unit = block.column("_unit")[0].as_py()  # one unit per block (see _read)
+        block = block.drop_columns(["_unit"])
         if len(block) and block.column("html").null_count < len(block):
             table = block.drop_columns(["text"])
         else:
@@ -67,7 +112,7 @@ class _Stages:
         stats: dict[str, StageStats] = {}
         table = self.runner.stage_batch(table, stats)
         n = len(table)
-        h = content_hashes(table.column("text").to_pylist()) if n else np.zeros((0, 2), np.uint64)
+        h = content_hashes(table.column("text")) if n else np.zeros((0, 2), np.uint64)
         kept = pa.table(
             {
                 "id": table.column("id"),
@@ -76,6 +121,7 @@ class _Stages:
                 "hash0": pa.array(np.ascontiguousarray(h[:, 0]), pa.uint64()),
                 "hash1": pa.array(np.ascontiguousarray(h[:, 1]), pa.uint64()),
                 "_stats": pa.nulls(n, pa.string()),
+                "_unit": pa.array(np.full(n, unit, np.int64)),
             }
         )
         from dataclasses import asdict
@@ -88,6 +134,7 @@ class _Stages:
                 "hash0": pa.array([0], pa.uint64()),
                 "hash1": pa.array([0], pa.uint64()),
                 "_stats": [json.dumps({k: asdict(v) for k, v in stats.items()})],
+                "_unit": pa.array([unit], pa.int64()),
             },
             schema=kept.schema,
         )
@@ -104,13 +151,100 @@ class _Tokenize:
 
         if self.tok is None:
             self.tok = Tokenizer.from_file(self.path)
-        ids, offsets = self.tok.encode_to_numpy(
-            batch.column("text").to_pylist(), disallowed_special=()
-        )
+        ids, offsets = self.tok.encode_to_numpy(batch.column("text"), disallowed_special=())
         tokens = pa.ListArray.from_arrays(
             pa.array(offsets.astype(np.int32)), pa.array(ids, pa.uint32())
         )
         return pa.table({"source": batch.column("source"), "tokens": tokens})
+
+
+def _read(cfg: PipelineConfig, unit: Unit) -> tuple[list[pa.Table], dict]:
+    """A unit's blocks, read on the driver, and its record so far (read stats)."""
+    counts: Counter = Counter()
+    errors: list[str] = []
+    t0 = time.perf_counter()
+    try:
+        tables = list(read_unit(unit, cfg.input.batch_size, cfg.input.text_field, counts, errors))
+        skipped = None
+    except UnitError as e:
+        tables, skipped, counts = [], str(e), Counter(bytes=counts["bytes"])
+    tables = [t for t in tables if len(t)]
+    read = StageStats(
+        docs_in=counts["docs"],
+        docs_out=sum(len(t) for t in tables),
+        bytes_in=counts["bytes"],
+        bytes_out=sum(_bytes(t.column(1)) for t in tables),
+        dropped={k[5:]: v for k, v in counts.items() if k.startswith("drop:") and v},
+        flagged={k[5:]: v for k, v in counts.items() if k.startswith("flag:")},
+        seconds=time.perf_counter() - t0,
+    )
+    record = {
+        "unit": unit.index,
+        "files": [str(f) for f in unit.files],
+        "source": unit.source,
+        "input_bytes": unit.nbytes(),
+        "rows": 0,
+        "skipped": skipped,
+        "errors": errors[:MAX_ERRORS],
+        "seconds": read.seconds,
+        "stages": {"read": read},
+    }
+    return [_as_block(t, unit.index) for t in tables], record
+
+
+def _finish_unit(work: Path, name: str, record: dict, parts: list[pa.Table]) -> dict:
+    """Persist one unit: survivors (renamed into place), then the marker."""
+    t = pa.concat_tables(parts) if parts else _UNIT.empty_table()
+    t = t.select(_UNIT.names).cast(_UNIT)
+    if not record["skipped"]:
+        arrow, tmp = work / f"{name}.arrow", work / f".{name}.arrow.tmp"
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, _UNIT) as w:
+            w.write_table(t)
+        os.replace(tmp, arrow)
+    record["rows"] = len(t)
+    record["stages"] = stages_dict(record["stages"])
+    write_json_atomic(work / f"{name}.json", record)
+    return record
+
+
+def _stage_units(cfg: PipelineConfig, units: list[Unit], work: Path, names: dict[int, str]):
+    """Extract + filters + hashes of ``units`` on the Ray workers (one block
+    per batch); yields each unit's record once it is persisted, in order."""
+    import ray
+
+    blocks, pending = [], {}
+    for unit in units:
+        b, record = _read(cfg, unit)
+        blocks += b
+        pending[unit.index] = (record, [])
+    order = [u.index for u in units]
+    pos = {idx: k for k, idx in enumerate(order)}
+    done = 0
+
+    def flush(upto: int):  # every unit before position ``upto`` in ``order`` is complete
+        nonlocal done
+        while done < upto:
+            idx = order[done]
+            record, parts = pending.pop(idx)
+            yield _finish_unit(work, names[idx], record, parts)
+            _kill_hook("unit", done + 1)
+            done += 1
+
+    if blocks:
+        ds = ray.data.from_arrow(blocks).map_batches(
+            _Stages(cfg), batch_format="pyarrow", batch_size=None
+        )
+        # Ordered stream: once a block of a later unit arrives, the earlier ones are whole.
+        for out in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            for idx in pc.unique(out.column("_unit")).to_pylist():
+                part = out.filter(pc.equal(out.column("_unit"), idx))
+                is_stats = pc.is_null(part.column("id"))
+                record, parts = pending[idx]
+                for s in part.filter(is_stats).column("_stats").to_pylist():
+                    merge(record["stages"], json.loads(s))
+                parts.append(part.filter(pc.invert(is_stats)))
+                yield from flush(pos[idx])
+    yield from flush(len(order))
 
 
 def run_ray(cfg: PipelineConfig) -> dict[str, Any]:
@@ -126,6 +260,11 @@ def run_ray(cfg: PipelineConfig) -> dict[str, Any]:
         clean(out)
     if (out / SHARDS / "manifest.json").is_file() and (out / REPORT).is_file():
         report = json.loads((out / REPORT).read_text(encoding="utf-8"))
+        if report.get("fingerprint") != runner.fingerprint:
+            raise ConfigError(
+                f"{out}: finished with other settings (input/filter/pii/dedup/run.extract); "
+                "use --force to redo it, or another --output"
+            )
         report["finished_before"] = True
         return report
     out.mkdir(parents=True, exist_ok=True)
@@ -133,61 +272,31 @@ def run_ray(cfg: PipelineConfig) -> dict[str, Any]:
         ray.init(num_cpus=cfg.run.num_cpus or None, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
 
-    # Read on the driver.
     units = list_units(cfg.input.paths, cfg.input.html_pages_per_unit)
-    blocks, records = [], []
-    read = StageStats()
-    for unit in units:
-        counts: Counter = Counter()
-        errors: list[str] = []
-        t0 = time.perf_counter()
-        try:
-            tables = list(
-                read_unit(unit, cfg.input.batch_size, cfg.input.text_field, counts, errors)
-            )
-            skipped = None
-        except UnitError as e:
-            tables, skipped, counts = [], str(e), Counter(bytes=counts["bytes"])
-        blocks += [_as_block(t) for t in tables]
-        merge(
-            {"read": read},
-            {
-                "read": StageStats(
-                    docs_in=counts["docs"],
-                    docs_out=sum(len(t) for t in tables),
-                    bytes_in=counts["bytes"],
-                    bytes_out=sum(_bytes(t.column(1)) for t in tables),
-                    dropped={k[5:]: v for k, v in counts.items() if k.startswith("drop:") and v},
-                    flagged={k[5:]: v for k, v in counts.items() if k.startswith("flag:")},
-                    seconds=time.perf_counter() - t0,
-                )
-            },
-        )
-        records.append(
-            {
-                "input_bytes": unit.nbytes(),
-                "skipped": skipped,
-                "errors": errors,
-                "source": unit.source,
-            }
-        )
-    stages: dict[str, StageStats] = {"read": read}
-
-    # Extract + filters + hashes on the workers, one block per batch.
+    work = out / WORK
+    work.mkdir(parents=True, exist_ok=True)
+    names = {u.index: f"{runner.unit_name(u)}-ray" for u in units}
+    for p in work.iterdir():  # stale units (changed inputs/settings) and temporaries
+        if p.is_file() and (p.name.startswith(".") or p.stem not in names.values()):
+            p.unlink()
+    records: dict[int, dict] = {}
+    for u in units:
+        marker = work / f"{names[u.index]}.json"
+        if marker.is_file():
+            records[u.index] = json.loads(marker.read_text(encoding="utf-8"))
+    resumed = len(records)
+    todo = [u for u in units if u.index not in records]
+    for rec in _stage_units(cfg, todo, work, names):
+        records[rec["unit"]] = rec
+    records_list = [records[u.index] for u in units]
+    stages: dict[str, StageStats] = {}
     parts = []
-    if blocks:
-        ds = ray.data.from_arrow(blocks).map_batches(
-            _Stages(cfg), batch_format="pyarrow", batch_size=None
-        )
-        parts = [ray.get(r) for r in ds.to_arrow_refs()]
-    table = pa.concat_tables(parts) if parts else None
-    if table is not None:
-        is_stats = pc.is_null(table.column("id"))
-        for s in table.filter(is_stats).column("_stats").to_pylist():
-            merge(stages, json.loads(s))
-        table = table.filter(pc.invert(is_stats))
-    else:
-        table = pa.table({"id": [], "text": [], "source": [], "hash0": [], "hash1": []})
+    for r in records_list:
+        merge(stages, r["stages"])
+        if not r["skipped"]:
+            with pa.memory_map(str(work / f"{names[r['unit']]}.arrow")) as src:
+                parts.append(pa.ipc.open_file(src).read_all())
+    table = pa.concat_tables(parts) if parts else _UNIT.empty_table()
 
     # Dedup: exact on the driver, near with Ray's shuffle.
     d = cfg.dedup
@@ -284,4 +393,4 @@ def run_ray(cfg: PipelineConfig) -> dict[str, Any]:
     if final.exists():
         shutil.rmtree(final)
     os.rename(tmp, final)
-    return runner.finish(records, 0, stages, manifest, time.perf_counter() - t_start)
+    return runner.finish(records_list, resumed, stages, manifest, time.perf_counter() - t_start)

@@ -4,19 +4,31 @@ A :class:`Stage` takes a ``pyarrow.Table`` (at least ``id``, ``text``,
 ``source``) and returns the kept rows plus a count per drop reason. Stages
 are pure functions of the batch (no state across batches), which is what
 lets the local engine restart per unit and the Ray engine run them inside
-``map_batches``. Quality filters plug in as ``filter.stages =
-["module:factory"]``: ``factory()`` returns a Stage.
+``map_batches``.
+
+:func:`build_filters` makes the configured chain, in datatrove's FineWeb
+order: length, ``langid``, ``gopher_repetition``, ``gopher_quality``,
+``c4``, ``fineweb``, then any plug-ins (``filter.stages =
+["module:factory"]``, ``factory()`` returns a Stage), then ``pii`` (masking,
+drops nothing). Each quality family is its own stage, so the report shows its
+documents in and out, its time and its drops per datatrove reason string.
+FineWeb masks PII after dedup; here it runs before (a per-batch stage that
+the local and Ray engines share), so dedup sees masked text.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from fastllm.data.config import ConfigError
+
+if TYPE_CHECKING:
+    from fastllm.data.config import FilterConfig, LangIdConfig, PiiSection
 
 
 @runtime_checkable
@@ -85,6 +97,82 @@ class LengthFilter:
         return table.filter(pc.invert(pc.or_(short, long))), counts
 
 
+class LangId:
+    """Language id (:func:`fastllm.data.langid.language_stage`): keeps the
+    documents in ``languages`` detected with at least ``min_confidence``;
+    drops as ``lang_<code>``, ``lang_unknown``, ``lang_low_confidence``."""
+
+    name = "langid"
+
+    def __init__(self, cfg: LangIdConfig):
+        self.languages, self.min_confidence = list(cfg.languages), cfg.min_confidence
+
+    def __call__(self, table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
+        from fastllm.data.langid import language_stage
+
+        if len(table) == 0:
+            return table, {}
+        kept, counts = language_stage(table, self.languages, self.min_confidence)
+        # lang / lang_score are not carried further: later stages see the input schema.
+        return kept.drop_columns(["lang", "lang_score"]), counts
+
+
+# The filter family of each quality stage, as :class:`QualityFilterConfig` names it.
+FAMILIES = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
+
+
+def _base(section: Any) -> Any:
+    """The filters.py config a ``[filter.<family>]`` section extends, without ``enabled``."""
+    base = type(section).__mro__[1]
+    return base(**{f.name: getattr(section, f.name) for f in dataclasses.fields(base)})
+
+
+class Quality:
+    """One quality-filter family (:func:`fastllm.data.filters.filter_stage`),
+    dropping with datatrove's reason strings; C4 also removes lines from the
+    documents it keeps."""
+
+    def __init__(self, family: str, section: Any):
+        from fastllm.data.filters import QualityFilterConfig, quality_filter
+
+        self.name = family
+        self.config = QualityFilterConfig(**{f: None for f in FAMILIES})
+        setattr(self.config, family, _base(section))
+        try:  # the kernel's own checks, before any work
+            quality_filter([], self.config)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(str(e).replace("filters.", "filter.", 1)) from None
+
+    def __call__(self, table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
+        from fastllm.data.filters import filter_stage
+
+        if len(table) == 0:
+            return table, {}
+        return filter_stage(table, self.config)
+
+
+class Pii:
+    """PII masking (:func:`fastllm.data.pii.mask_pii`); drops nothing."""
+
+    name = "pii"
+
+    def __init__(self, section: PiiSection):
+        from fastllm.data.pii import PiiConfig
+
+        # "" in TOML: leave that kind unmasked (None in PiiConfig).
+        self.config = PiiConfig(
+            **{f.name: getattr(section, f.name) or None for f in dataclasses.fields(PiiConfig)}
+        )
+
+    def __call__(self, table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
+        from fastllm.data.pii import mask_pii
+
+        if len(table) == 0:
+            return table, {}
+        masked = pa.array(mask_pii(table.column("text"), self.config), pa.string())
+        return table.set_column(table.schema.get_field_index("text"), "text", masked), {}
+
+
 def load_stage(spec: str) -> Stage:
     """``"package.module:factory"`` → ``factory()``, checked to be a Stage."""
     mod_name, _, attr = spec.partition(":")
@@ -101,9 +189,19 @@ def load_stage(spec: str) -> Stage:
     return stage
 
 
-def build_filters(min_chars: int, max_chars: int, specs: list[str]) -> list[Stage]:
+def build_filters(f: FilterConfig, pii: PiiSection) -> list[Stage]:
+    """The filter and PII stages ``f`` and ``pii`` turn on, in run order."""
     stages: list[Stage] = []
-    if min_chars or max_chars:
-        stages.append(LengthFilter(min_chars, max_chars))
-    stages += [load_stage(s) for s in specs]
+    if f.enabled:
+        if f.min_chars or f.max_chars:
+            stages.append(LengthFilter(f.min_chars, f.max_chars))
+        if f.langid.enabled and f.langid.languages:
+            stages.append(LangId(f.langid))
+        for family in FAMILIES:
+            section = getattr(f, family)
+            if section.enabled:
+                stages.append(Quality(family, section))
+        stages += [load_stage(s) for s in f.stages]
+    if pii.enabled:
+        stages.append(Pii(pii))
     return stages

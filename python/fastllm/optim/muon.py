@@ -236,36 +236,55 @@ class Muon(torch.optim.Optimizer):
         updates = torch._foreach_lerp(grads, bufs, mu) if group["nesterov"] else bufs
         if wd != 0:
             torch._foreach_mul_(params, 1 - lr * wd)
-        # One batch per (device, dtype, wide shape): a tall matrix joins the
-        # wide ones of its transposed shape.
-        batches: dict[tuple[Any, ...], list[int]] = {}
-        for i, u in enumerate(updates):
-            m, n = u.shape
-            batches.setdefault((u.device, u.dtype, min(m, n), max(m, n)), []).append(i)
         dtype = group["ns_dtype"]
-        for (device, _, _, _), idx in batches.items():
+        for device, idx_wide, idx_tall, scale_wide, scale_tall in self._plan(group, params):
             ns_dtype = default_ns_dtype(device) if dtype is None else dtype
-            wide = [
-                updates[i].T if params[i].size(0) > params[i].size(1) else updates[i] for i in idx
-            ]
+            wide = [updates[i] for i in idx_wide] + [updates[i].T for i in idx_tall]
             if len(wide) == 1:
                 X = newton_schulz(wide[0], steps=group["ns_steps"], dtype=ns_dtype).unsqueeze(0)
             else:
                 X = newton_schulz(torch.stack(wide), steps=group["ns_steps"], dtype=ns_dtype)
-            outs = [
-                x.T if params[i].size(0) > params[i].size(1) else x
-                for i, x in zip(idx, X.unbind(0), strict=True)
-            ]
-            # Parameters of one shape share a scale; tall and wide ones differ.
-            by_scale: dict[float, tuple[list[Tensor], list[Tensor]]] = {}
-            for i, o in zip(idx, outs, strict=True):
-                ps, os_ = by_scale.setdefault(
-                    update_scale(group["scale"], params[i].shape), ([], [])
+            outs = X.unbind(0)
+            nw = len(idx_wide)
+            if idx_wide:
+                torch._foreach_add_(
+                    [params[i] for i in idx_wide], outs[:nw], alpha=-lr * scale_wide
                 )
-                ps.append(params[i])
-                os_.append(o)
-            for factor, (ps, os_) in by_scale.items():
-                torch._foreach_add_(ps, os_, alpha=-lr * factor)
+            if idx_tall:
+                torch._foreach_add_(
+                    [params[i] for i in idx_tall], [o.T for o in outs[nw:]], alpha=-lr * scale_tall
+                )
+
+    def _plan(self, group: dict[str, Any], params: list[Tensor]) -> list[tuple[Any, ...]]:
+        """How a group's matrices batch for Newton–Schulz: one batch per
+        (device, dtype, wide shape), a tall matrix joining the wide ones of its
+        transposed shape; each batch lists its wide and its tall members (all
+        wide ones share a shape, so a scale; likewise the tall ones). Cached
+        per group and set of parameters with gradients: recomputing it in
+        Python every step costs as much as a small model's momentum update."""
+        key = (group["scale"], tuple(id(p) for p in params))
+        cache = self.__dict__.setdefault("_plans", {})
+        plan = cache.get(id(group))
+        if plan is not None and plan[0] == key:
+            return plan[1]
+        batches: dict[tuple[Any, ...], tuple[list[int], list[int]]] = {}
+        for i, p in enumerate(params):
+            m, n = p.shape
+            wide, tall = batches.setdefault((p.device, p.dtype, min(m, n), max(m, n)), ([], []))
+            (tall if m > n else wide).append(i)
+        out = []
+        for (device, _, m, n), (wide, tall) in batches.items():
+            out.append(
+                (
+                    device,
+                    wide,
+                    tall,
+                    update_scale(group["scale"], (m, n)),
+                    update_scale(group["scale"], (n, m)),
+                )
+            )
+        cache[id(group)] = (key, out)
+        return out
 
     def _adamw_step(self, group: dict[str, Any]) -> None:
         # The arithmetic of torch.optim.AdamW's single-tensor path, per element,

@@ -27,6 +27,19 @@ def _warmup(step: int, warmup_steps: int) -> float:
     return min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
 
 
+def _decayed(step: int, start: int, total_steps: int, shape: str, min_ratio: float) -> float:
+    """The lr ratio ``step`` is into a decay from 1 at ``start`` to ``min_ratio``
+    at ``total_steps`` (flat after): linear, cosine or sqrt (1 - sqrt(t))."""
+    t = min(1.0, (step - start) / max(1, total_steps - start))
+    if shape == "linear":
+        d = 1 - t
+    elif shape == "cosine":
+        d = 0.5 * (1 + math.cos(math.pi * t))
+    else:
+        d = 1 - math.sqrt(t)
+    return min_ratio + (1 - min_ratio) * d
+
+
 def _check(total_steps: int, warmup_steps: int, min_ratio: float) -> None:
     if total_steps < 1:
         raise ValueError(f"schedule.total_steps must be >= 1, got {total_steps}")
@@ -48,9 +61,7 @@ class WarmupCosine:
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             return _warmup(step, self.warmup_steps)
-        span = max(1, self.total_steps - self.warmup_steps)
-        t = min(1.0, (step - self.warmup_steps) / span)
-        return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+        return _decayed(step, self.warmup_steps, self.total_steps, "cosine", self.min_ratio)
 
 
 @dataclass
@@ -65,9 +76,7 @@ class WarmupLinear:
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             return _warmup(step, self.warmup_steps)
-        span = max(1, self.total_steps - self.warmup_steps)
-        t = min(1.0, (step - self.warmup_steps) / span)
-        return 1 - (1 - self.min_ratio) * t
+        return _decayed(step, self.warmup_steps, self.total_steps, "linear", self.min_ratio)
 
 
 @dataclass
@@ -101,14 +110,9 @@ class WarmupStableDecay:
             return _warmup(step, self.warmup_steps)
         if step < self.decay_start:
             return 1.0
-        t = min(1.0, (step - self.decay_start) / max(1, self.total_steps - self.decay_start))
-        if self.decay_shape == "linear":
-            d = 1 - t
-        elif self.decay_shape == "cosine":
-            d = 0.5 * (1 + math.cos(math.pi * t))
-        else:
-            d = 1 - math.sqrt(t)
-        return self.min_ratio + (1 - self.min_ratio) * d
+        return _decayed(
+            step, self.decay_start, self.total_steps, self.decay_shape, self.min_ratio
+        )
 
 
 def _doc(text: str) -> dict[str, str]:

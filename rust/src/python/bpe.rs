@@ -7,8 +7,8 @@ use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::PyBytes;
-use rayon::prelude::*;
 
+use super::arrow::Texts;
 use crate::bpe::hf;
 use crate::bpe::model::{Bpe, SpecialMode};
 use crate::bpe::tiktoken;
@@ -43,7 +43,7 @@ impl PyBpe {
     fn encode_many(
         &self,
         py: Python<'_>,
-        texts: &[PyBackedStr],
+        texts: &Texts,
         mode: &str,
         allowed: &[bool],
     ) -> PyResult<Vec<Vec<u32>>> {
@@ -52,11 +52,13 @@ impl PyBpe {
         let out: Result<Vec<Vec<u32>>> = py.detach(|| {
             pool::install(|| {
                 texts
-                    .par_iter()
-                    .map(|t| {
+                    .par_map(|t| {
+                        // A null (Arrow input only) encodes as the empty document.
+                        let t = t.unwrap_or("");
                         let mut ids = Vec::with_capacity(t.len() / 3 + 1);
                         bpe.encode_into(t, mode, allowed, &mut ids).map(|_| ids)
                     })
+                    .into_iter()
                     .collect()
             })
         })?;
@@ -149,11 +151,12 @@ impl PyBpe {
         Ok(ids)
     }
 
-    /// Encode many texts in parallel on the fastllm thread pool.
+    /// Encode many texts (a list of str or an Arrow string/binary column)
+    /// in parallel on the fastllm thread pool.
     fn encode_batch(
         &self,
         py: Python<'_>,
-        texts: Vec<PyBackedStr>,
+        texts: Texts,
         mode: &str,
         allowed: Vec<bool>,
     ) -> PyResult<Vec<Vec<u32>>> {
@@ -165,7 +168,7 @@ impl PyBpe {
     fn encode_to_numpy<'py>(
         &self,
         py: Python<'py>,
-        texts: Vec<PyBackedStr>,
+        texts: Texts,
         mode: &str,
         allowed: Vec<bool>,
     ) -> PyResult<IdsAndOffsets<'py>> {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedStr;
 
+use super::arrow::Texts;
 use crate::dedup::near::LshConfig;
 use crate::dedup::{external, lsh, minhash::MinHasher, near, normalize, shingle};
 use crate::error::{Error, Result};
@@ -60,17 +60,18 @@ pub fn minhash_params<'py>(
     Ok((PyArray1::from_slice(py, a), PyArray1::from_slice(py, b)))
 }
 
-/// MinHash signatures of `texts` as an (n, num_perm) uint64 array.
+/// MinHash signatures of `texts` (a list of str or an Arrow string/binary
+/// column; a null is the empty document) as an (n, num_perm) uint64 array.
 #[pyfunction]
 pub fn minhash<'py>(
     py: Python<'py>,
-    texts: Vec<PyBackedStr>,
+    texts: Texts,
     num_perm: usize,
     ngram: usize,
     seed: u64,
 ) -> PyResult<Bound<'py, PyAny>> {
     let m = MinHasher::new(num_perm, ngram, seed)?;
-    let flat = py.detach(|| pool::install(|| m.signatures(&texts)))?;
+    let flat = py.detach(|| pool::install(|| m.signatures(&texts.strs())))?;
     as_2d(py, flat, num_perm)
 }
 
@@ -168,12 +169,13 @@ pub fn clusters_from_signatures<'py>(
     Ok(PyArray1::from_vec(py, to_i64(labels)))
 }
 
-/// Cluster ids of `texts` in one call: signatures, LSH, union-find.
+/// Cluster ids of `texts` (a list of str or an Arrow string/binary column;
+/// a null is the empty document) in one call: signatures, LSH, union-find.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 pub fn near_duplicate_clusters<'py>(
     py: Python<'py>,
-    texts: Vec<PyBackedStr>,
+    texts: Texts,
     threshold: f64,
     num_perm: usize,
     ngram: usize,
@@ -187,7 +189,7 @@ pub fn near_duplicate_clusters<'py>(
     cfg.check(num_perm)?;
     let labels = py.detach(|| {
         pool::install(|| {
-            let sigs = m.signatures(&texts);
+            let sigs = m.signatures(&texts.strs());
             near::clusters(&sigs, num_perm, &cfg)
         })
     })??;
@@ -199,7 +201,7 @@ pub fn near_duplicate_clusters<'py>(
 #[allow(clippy::too_many_arguments)]
 pub fn near_duplicate_clusters_exact<'py>(
     py: Python<'py>,
-    texts: Vec<PyBackedStr>,
+    texts: Texts,
     threshold: f64,
     num_perm: usize,
     ngram: usize,
@@ -212,6 +214,7 @@ pub fn near_duplicate_clusters_exact<'py>(
     cfg.check(num_perm)?;
     let labels = py.detach(|| {
         pool::install(|| {
+            let texts = texts.strs();
             let sigs = m.signatures(&texts);
             near::clusters_exact(&texts, ngram, &sigs, num_perm, &cfg)
         })
@@ -223,7 +226,7 @@ pub fn near_duplicate_clusters_exact<'py>(
 #[pyfunction]
 pub fn shingle_jaccard<'py>(
     py: Python<'py>,
-    texts: Vec<PyBackedStr>,
+    texts: Texts,
     u: PyReadonlyArray1<'py, u64>,
     v: PyReadonlyArray1<'py, u64>,
     ngram: usize,
@@ -238,7 +241,8 @@ pub fn shingle_jaccard<'py>(
         .into());
     }
     let pairs: Vec<(u64, u64)> = u.iter().copied().zip(v.iter().copied()).collect();
-    let sims = py.detach(|| pool::install(|| near::exact_jaccard(&texts, ngram, &pairs)))??;
+    let sims =
+        py.detach(|| pool::install(|| near::exact_jaccard(&texts.strs(), ngram, &pairs)))??;
     Ok(PyArray1::from_vec(py, sims))
 }
 

@@ -2,15 +2,15 @@
 //! Conversion and GIL release only; validation and messages live in
 //! `fastllm/data/extract.py`.
 
-use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
-use pyo3::types::{PyCapsule, PyCapsuleMethods, PyString, PyTuple};
+use pyo3::types::PyString;
 use rayon::prelude::*;
 
+use super::arrow::ArrowTexts;
 use crate::extract::{self, Extracted};
 use crate::pool;
 
@@ -90,91 +90,10 @@ pub(super) fn extract_batch(
     Ok((texts, titles, langs))
 }
 
-/// The Arrow C data interface's structs (arrow.apache.org/docs/format/CDataInterface.html).
-#[repr(C)]
-struct ArrowSchema {
-    format: *const c_char,
-    name: *const c_char,
-    metadata: *const c_char,
-    flags: i64,
-    n_children: i64,
-    children: *mut *mut ArrowSchema,
-    dictionary: *mut ArrowSchema,
-    release: Option<unsafe extern "C" fn(*mut ArrowSchema)>,
-    private_data: *mut c_void,
-}
-
-#[repr(C)]
-struct ArrowArray {
-    length: i64,
-    null_count: i64,
-    offset: i64,
-    n_buffers: i64,
-    n_children: i64,
-    buffers: *mut *const c_void,
-    children: *mut *mut ArrowArray,
-    dictionary: *mut ArrowArray,
-    release: Option<unsafe extern "C" fn(*mut ArrowArray)>,
-    private_data: *mut c_void,
-}
-
-/// The values of a utf8/binary (or large_) Arrow array, borrowed from its
-/// buffers without a copy; None for nulls.
-///
-/// Safety: the slices live as long as the array's capsule, which the caller
-/// keeps alive for as long as it uses them.
-unsafe fn arrow_values<'a>(
-    schema: &ArrowSchema,
-    array: &ArrowArray,
-) -> PyResult<Vec<Option<&'a [u8]>>> {
-    let format = CStr::from_ptr(schema.format).to_bytes();
-    let large = match format {
-        b"u" | b"z" => false,
-        b"U" | b"Z" => true,
-        other => {
-            return Err(PyTypeError::new_err(format!(
-                "extract_batch: Arrow arrays of type string or binary (or large_) are supported, got format {:?}",
-                String::from_utf8_lossy(other)
-            )))
-        }
-    };
-    if array.n_buffers != 3 || array.length < 0 || array.offset < 0 {
-        return Err(PyValueError::new_err(
-            "extract_batch: malformed Arrow array",
-        ));
-    }
-    let n = array.length as usize;
-    let off = array.offset as usize;
-    let buffers = std::slice::from_raw_parts(array.buffers, 3);
-    let validity = buffers[0] as *const u8;
-    let data = buffers[2] as *const u8;
-    let offset_at = |k: usize| -> usize {
-        if large {
-            *(buffers[1] as *const i64).add(k) as usize
-        } else {
-            *(buffers[1] as *const i32).add(k) as usize
-        }
-    };
-    let mut out = Vec::with_capacity(n);
-    for i in off..off + n {
-        let valid = validity.is_null() || (*validity.add(i / 8) >> (i % 8)) & 1 == 1;
-        if !valid {
-            out.push(None);
-            continue;
-        }
-        let (a, b) = (offset_at(i), offset_at(i + 1));
-        out.push(Some(if b > a {
-            std::slice::from_raw_parts(data.add(a), b - a)
-        } else {
-            &[][..]
-        }));
-    }
-    Ok(out)
-}
-
-/// Like `extract_batch`, for one Arrow array (anything with
-/// `__arrow_c_array__`: a pyarrow `string`/`binary` Array), read through
-/// the Arrow C data interface without copying the pages. Nulls give None.
+/// Like `extract_batch`, for an Arrow string/binary column (a pyarrow
+/// Array or ChunkedArray, or anything with `__arrow_c_array__` or
+/// `__arrow_c_stream__`), read through the Arrow C data interface without
+/// copying the pages (see `arrow.rs`). Nulls give None.
 #[pyfunction]
 #[pyo3(signature = (array, urls = None))]
 #[allow(clippy::type_complexity)]
@@ -187,21 +106,12 @@ pub(super) fn extract_arrow(
     Vec<Option<String>>,
     Vec<Option<String>>,
 )> {
-    let pair = array.call_method0("__arrow_c_array__")?;
-    let pair = pair.cast::<PyTuple>()?;
-    let schema_cap = pair.get_item(0)?;
-    let array_cap = pair.get_item(1)?;
-    let schema_cap = schema_cap.cast::<PyCapsule>()?;
-    let array_cap = array_cap.cast::<PyCapsule>()?;
-    let schema = schema_cap
-        .pointer_checked(Some(c"arrow_schema"))?
-        .cast::<ArrowSchema>();
-    let arr = array_cap
-        .pointer_checked(Some(c"arrow_array"))?
-        .cast::<ArrowArray>();
-    // SAFETY: the capsules hold valid structs (the producer's contract) and
-    // stay alive, with the buffers they own, until this function returns.
-    let values = unsafe { arrow_values(schema.as_ref(), arr.as_ref())? };
+    let Some(pages) = ArrowTexts::from_py(array, "extract_batch: pages")? else {
+        return Err(PyTypeError::new_err(
+            "extract_batch: pages must be an Arrow array (no __arrow_c_array__ or __arrow_c_stream__)",
+        ));
+    };
+    let values = pages.rows();
     let urls = urls.unwrap_or_default();
     if !urls.is_empty() && urls.len() != values.len() {
         return Err(PyValueError::new_err(format!(

@@ -7,10 +7,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyDict, PyDictMethods};
-use rayon::prelude::*;
 
+use super::arrow::Texts;
 use crate::filter::{
     c4::C4, fineweb::FineWeb, gopher_quality::GopherQuality, gopher_repetition::GopherRepetition,
 };
@@ -149,15 +148,16 @@ impl Chain {
 }
 
 /// Runs the configured quality filters (a dict per filter; None leaves it
-/// out) over `texts`. Returns, per text, the reason it is dropped (None
-/// when kept) and, where C4 ran and kept it, the text with C4's dropped
-/// lines removed.
+/// out) over `texts` (a list of str or an Arrow string/binary column).
+/// Returns, per text, the reason it is dropped (None when kept, and for a
+/// null, which the Python side names) and, where C4 ran and kept it, the
+/// text with C4's dropped lines removed.
 #[pyfunction]
 #[pyo3(signature = (texts, gopher_repetition = None, gopher_quality = None, c4 = None, fineweb = None))]
 #[allow(clippy::type_complexity)]
 pub(super) fn quality_filter(
     py: Python<'_>,
-    texts: Vec<PyBackedStr>,
+    texts: Texts,
     gopher_repetition: Option<Bound<'_, PyDict>>,
     gopher_quality: Option<Bound<'_, PyDict>>,
     c4: Option<Bound<'_, PyDict>>,
@@ -177,14 +177,12 @@ pub(super) fn quality_filter(
     };
     let results: Vec<(Option<Reason>, Option<String>)> = py.detach(|| {
         pool::install(|| {
-            texts
-                .par_iter()
-                .map(|t| {
-                    // A panic is a bug; it drops one document, not the batch.
-                    catch_unwind(AssertUnwindSafe(|| chain.run(t)))
-                        .unwrap_or_else(|_| (Some("internal_error".into()), None))
-                })
-                .collect()
+            texts.par_map(|t| {
+                let Some(t) = t else { return (None, None) };
+                // A panic is a bug; it drops one document, not the batch.
+                catch_unwind(AssertUnwindSafe(|| chain.run(t)))
+                    .unwrap_or_else(|_| (Some("internal_error".into()), None))
+            })
         })
     })?;
     Ok(results
@@ -194,22 +192,21 @@ pub(super) fn quality_filter(
 }
 
 /// Language code (ISO 639-1) and confidence of each text, from its first
-/// `max_bytes` bytes; None and 0.0 where no language can be told.
+/// `max_bytes` bytes; None and 0.0 where no language can be told (and for
+/// a null).
 #[pyfunction]
 #[pyo3(signature = (texts, max_bytes = 10_000))]
 pub(super) fn detect_languages(
     py: Python<'_>,
-    texts: Vec<PyBackedStr>,
+    texts: Texts,
     max_bytes: usize,
 ) -> PyResult<(Vec<Option<&'static str>>, Vec<f64>)> {
     let found: Vec<Option<langid::Lang>> = py.detach(|| {
         pool::install(|| {
-            texts
-                .par_iter()
-                .map(|t| {
-                    catch_unwind(AssertUnwindSafe(|| langid::detect(t, max_bytes))).unwrap_or(None)
-                })
-                .collect()
+            texts.par_map(|t| {
+                let t = t?;
+                catch_unwind(AssertUnwindSafe(|| langid::detect(t, max_bytes))).unwrap_or(None)
+            })
         })
     })?;
     Ok(found
@@ -219,18 +216,18 @@ pub(super) fn detect_languages(
 }
 
 /// `texts` with PII replaced by the given placeholders (None leaves that
-/// kind alone).
+/// kind alone); a null stays None.
 #[pyfunction]
 #[pyo3(signature = (texts, email, ip, phone, credit_card, iban))]
 pub(super) fn mask_pii(
     py: Python<'_>,
-    texts: Vec<PyBackedStr>,
+    texts: Texts,
     email: Option<String>,
     ip: Option<String>,
     phone: Option<String>,
     credit_card: Option<String>,
     iban: Option<String>,
-) -> PyResult<Vec<String>> {
+) -> PyResult<Vec<Option<String>>> {
     let cfg = pii::PiiConfig {
         email,
         ip,
@@ -240,13 +237,13 @@ pub(super) fn mask_pii(
     };
     Ok(py.detach(|| {
         pool::install(|| {
-            texts
-                .par_iter()
-                .map(|t| {
+            texts.par_map(|t| {
+                let t = t?;
+                Some(
                     catch_unwind(AssertUnwindSafe(|| pii::mask(t, &cfg)))
-                        .unwrap_or_else(|_| t.to_string())
-                })
-                .collect()
+                        .unwrap_or_else(|_| t.to_string()),
+                )
+            })
         })
     })?)
 }

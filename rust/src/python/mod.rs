@@ -2,6 +2,7 @@
 //! release the GIL around kernels and map errors (see `errors.rs`); the
 //! algorithms live in the plain-Rust modules.
 
+mod arrow;
 mod bpe;
 // `dedup` the name is taken by `crate::dedup` below.
 #[path = "dedup.rs"]
@@ -15,8 +16,8 @@ mod train;
 
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedStr;
 
+use self::arrow::Texts;
 use crate::{dedup, pool};
 
 /// Set the number of threads the Rust kernels use (also read from
@@ -34,15 +35,17 @@ fn get_num_threads() -> PyResult<usize> {
 
 /// 128-bit xxh3 content hashes of `texts` as an (n, 2) uint64 array
 /// (high word, low word); with `normalize`, case, punctuation and whitespace
-/// are folded first.
+/// are folded first. `texts` is a list of str or an Arrow string/binary
+/// column (a null hashes as the empty document).
 #[pyfunction]
 #[pyo3(signature = (texts, normalize = true))]
 fn content_hashes<'py>(
     py: Python<'py>,
-    texts: Vec<PyBackedStr>,
+    texts: Texts,
     normalize: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let hashes = py.detach(|| pool::install(|| dedup::exact::content_hashes(&texts, normalize)))?;
+    let hashes =
+        py.detach(|| pool::install(|| dedup::exact::content_hashes(&texts.strs(), normalize)))?;
     let n = hashes.len();
     let mut words = Vec::with_capacity(2 * n);
     for h in hashes {
