@@ -38,6 +38,7 @@ def test_warc_and_wet_inputs(shared_data, tmp_path):
     assert any("truncated_gzip" in e for e in r["errors"])
     m = read_manifest(out / "shards")
     assert set(m["sources"]) == {"CC-MAIN-a", "CC-MAIN-b"}
-    assert m["sources"]["CC-MAIN-a"]["documents"] >= 30
+    # Extraction and the default filters keep most pages.
+    assert 20 <= m["sources"]["CC-MAIN-a"]["documents"] <= 40
     # A rerun finds every unit finished.
     assert run_cli(*args) == 0
