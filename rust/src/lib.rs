@@ -11,6 +11,7 @@ pub mod extract;
 pub mod filter;
 pub mod pool;
 pub mod shard;
+pub mod source;
 
 #[cfg(feature = "python")]
 mod python;

@@ -246,3 +246,12 @@ def test_quality_on_html_dev_sample(shared_data):
     # Measured 0.747 on this sample when written; trafilatura 2.3.1 scores 0.745.
     assert f1 > 0.70, (p, r, f1)
     assert sum(t is None for t in out.texts) <= 2
+
+
+def test_upper_case_host_keeps_an_undeclared_legacy_page():
+    # chardetng asserted on an upper-case TLD (found by fuzz/warc): the page
+    # came back empty through the panic guard.
+    html = "<p>Die Straße ist grün und schön, überall in der Stadt.</p>".encode("cp1252")
+    lower = extract_text(html, "http://example.de/")
+    assert lower is not None and "Straße" in lower
+    assert extract_text(html, "http://EXAMPLE.DE/") == lower

@@ -1,10 +1,20 @@
 """Inputs as restartable units, read as Arrow batches.
 
-A *unit* is what a rerun skips when finished: one JSONL/Parquet/text file, or
-up to ``input.html_pages_per_unit`` HTML pages (``.html``/``.htm``, optionally
-``.gz``) of one directory. A unit yields ``pyarrow.Table`` batches of ``id``
-(``file:line`` or ``file``), ``source`` and either ``text`` (string) or
-``html`` (binary, for the extract stage).
+A *unit* is what a rerun skips when finished: one JSONL/Parquet/text/WARC/WET
+file, or up to ``input.html_pages_per_unit`` HTML pages (``.html``/``.htm``,
+optionally ``.gz``) of one directory. A unit yields ``pyarrow.Table`` batches
+of ``id`` (``file:line``, ``file``, or the ``WARC-Record-ID``), either
+``text`` (string) or ``html`` (binary, for the extract stage), ``source``, and
+for WARC/WET files ``url`` (``WARC-Target-URI``).
+
+WARC files (``.warc``, ``.warc.gz``) give their HTML ``response`` records
+with the HTTP headers removed; WET files (``.wet``, ``.wet.gz``,
+``.warc.wet.gz``) their ``conversion`` records as text. The Rust reader
+(``fastllm._core.WarcReader``) steps over damage: a truncated or corrupt gzip
+member, a truncated record, a bad ``Content-Length``, garbage between
+records each cost only the records they touch, counted as ``drop:<reason>``
+(non-HTML responses as ``drop:non_html``); record types that are not
+documents are counted as ``flag:warc_<type>``.
 
 Bad input never raises out of a batch: a line that is not JSON, a page that
 cannot be decompressed, an empty document are counted as drop reasons
@@ -30,6 +40,9 @@ import pyarrow as pa
 
 _HTML = (".html", ".htm")
 _JSONL = (".jsonl", ".json", ".ndjson")
+# Common Crawl names its WET files ``*.warc.wet.gz``: ".wet" is tested first.
+_WET = (".wet",)
+_WARC = (".warc",)
 
 
 class UnitError(Exception):
@@ -39,7 +52,7 @@ class UnitError(Exception):
 @dataclass(frozen=True)
 class Unit:
     index: int
-    kind: str  # "jsonl" | "parquet" | "text" | "html"
+    kind: str  # "jsonl" | "parquet" | "text" | "html" | "warc" | "wet"
     source: str
     files: tuple[Path, ...]
 
@@ -70,6 +83,10 @@ def _kind(path: Path) -> str:
         return "jsonl"
     if stem.endswith(".parquet"):
         return "parquet"
+    if stem.endswith(_WET):
+        return "wet"
+    if stem.endswith(_WARC):
+        return "warc"
     return "text"
 
 
@@ -128,6 +145,9 @@ def read_unit(
     """Arrow batches of the unit's documents; counts into ``stats``
     (``docs``, ``bytes``, ``drop:<reason>``, ``flag:<what>``), messages
     about skipped documents into ``errors``."""
+    if unit.kind in ("warc", "wet"):
+        yield from _warc(unit, batch_size, stats, errors)
+        return
     reader = {"jsonl": _jsonl, "parquet": _parquet, "text": _text, "html": _html}[unit.kind]
     ids: list[str] = []
     docs: list = []
@@ -239,3 +259,75 @@ def _html(unit: Unit, field: str, stats: Counter, errors: list[str]):
             stats["drop:empty"] += 1
             continue
         yield os.path.relpath(path, path.parent.parent), raw
+
+
+# Payload bytes per chunk read from Rust: a few MB, which the allocator
+# reuses (tens of MB would be fresh pages, and page faults, every time). A
+# table is up to ``batch_size`` documents in such chunks, without a copy.
+_WARC_CHUNK_BYTES = 2 << 20
+
+
+def _warc(unit: Unit, batch_size: int, stats: Counter, errors: list[str]) -> Iterator[pa.Table]:
+    from fastllm import _core
+
+    (path,) = unit.files
+    wet = unit.kind == "wet"
+    if path.name.endswith(".zst"):
+        raise UnitError(f"{path}: zstd-compressed WARC/WET files are not supported (use gzip)")
+    col, typ = ("text", pa.string()) if wet else ("html", pa.binary())
+    try:
+        reader = _core.WarcReader(str(path), wet=wet)
+    except OSError as e:
+        raise UnitError(f"{path}: unreadable: {e}") from None
+    stats["bytes"] += path.stat().st_size
+
+    def table(ids: list[str], urls: list[str], chunks: list[pa.Array]) -> pa.Table:
+        return pa.table(
+            {
+                "id": pa.array(ids, pa.string()),
+                col: pa.chunked_array(chunks, typ),
+                "source": pa.array([unit.source] * len(ids), pa.string()),
+                "url": pa.array(urls, pa.string()),
+            }
+        )
+
+    ids: list[str] = []
+    urls: list[str] = []
+    chunks: list[pa.Array] = []
+    try:
+        while True:
+            batch = reader.read_batch(batch_size - len(ids), _WARC_CHUNK_BYTES)
+            if batch is None:
+                break
+            b_ids, b_urls, data, offsets = batch
+            # The payloads as Rust laid them out, in numpy arrays: no copy.
+            chunks.append(
+                pa.Array.from_buffers(
+                    typ, len(b_ids), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+                )
+            )
+            ids += b_ids
+            urls += b_urls
+            if len(ids) >= batch_size:
+                yield table(ids, urls, chunks)
+                ids, urls, chunks = [], [], []
+        if ids:
+            yield table(ids, urls, chunks)
+    except OSError as e:
+        raise UnitError(f"{path}: unreadable: {e}") from None
+    finally:
+        _warc_counts(reader, path, stats, errors)
+
+
+def _warc_counts(reader, path: Path, stats: Counter, errors: list[str]) -> None:
+    c = reader.counts()
+    stats["docs"] += c["docs"] + sum(c["dropped"].values())
+    for reason, n in c["dropped"].items():
+        stats[f"drop:{reason}"] += n
+    for warc_type, n in c["other_types"]:
+        stats[f"flag:warc_{warc_type or 'untyped'}"] += n
+    for key in ("garbage_bytes", "gzip_errors", "utf8_repaired"):
+        if c[key]:
+            name = "invalid_utf8_repaired" if key == "utf8_repaired" else key
+            stats[f"flag:{name}"] += c[key]
+    errors.extend(f"{path}: {m}" for m in reader.messages())

@@ -54,10 +54,17 @@ class Extract:
         if "html" not in table.column_names:
             return table, {}
         html = table.column("html")
+        if html.num_chunks > 1 and html.nbytes < (1 << 30):
+            # One array, so that the extractor spreads the whole batch over
+            # its threads (WARC tables come in chunks of a few MB).
+            html = html.combine_chunks()
         if self.enabled:
             from fastllm.data.extract import extract_batch
 
-            text = extract_batch(html).texts
+            # WARC inputs carry the page's URL: its TLD helps guess the
+            # charset of pages that do not declare one.
+            urls = table.column("url").to_pylist() if "url" in table.column_names else None
+            text = extract_batch(html, urls).texts
         else:
             text = pa.array([b.decode("utf-8", "replace") for b in html.to_pylist()], pa.string())
         out = table.drop_columns(["html"]).append_column("text", text)

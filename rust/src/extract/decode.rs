@@ -46,15 +46,19 @@ fn simd_valid_utf8(bytes: &[u8]) -> bool {
 fn detect(bytes: &[u8], url: Option<&str>) -> &'static Encoding {
     let mut det = chardetng::EncodingDetector::new();
     det.feed(&bytes[..bytes.len().min(DETECT)], true);
-    det.guess(url.and_then(tld).map(str::as_bytes), true)
+    let tld = url.and_then(tld);
+    det.guess(tld.as_ref().map(String::as_bytes), true)
 }
 
-/// The top-level domain of an http(s) URL, if it has one.
-fn tld(url: &str) -> Option<&str> {
+/// The top-level domain of an http(s) URL, if it has one, lowercased:
+/// chardetng asserts (panics) on upper case, and hosts are case-insensitive
+/// (`http://EXAMPLE.DE/` is as German as `http://example.de/`).
+fn tld(url: &str) -> Option<String> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let host = rest.split(['/', '?', '#', ':']).next()?;
     let last = host.rsplit('.').next()?;
-    (!last.is_empty() && last.bytes().all(|b| b.is_ascii_alphabetic())).then_some(last)
+    (!last.is_empty() && last.bytes().all(|b| b.is_ascii_alphabetic()))
+        .then(|| last.to_ascii_lowercase())
 }
 
 /// The encoding named by the first `<meta charset=...>` or
@@ -139,6 +143,17 @@ mod tests {
     }
 
     #[test]
+    fn upper_case_hosts_do_not_panic() {
+        // Found by fuzz/warc: chardetng asserts on an upper-case TLD.
+        let html = b"<p>Die Stra\xdfe ist gr\xfcn und sch\xf6n, \xfcberall";
+        for url in ["http://EXAMPLE.DE/", "http://s0.eAxample/", "HTTP://x.De"] {
+            let lower = url.to_ascii_lowercase();
+            assert_eq!(decode(html, Some(url)), decode(html, Some(&lower)));
+        }
+        assert_eq!(tld("http://a.B.Com:80/x").as_deref(), Some("com"));
+    }
+
+    #[test]
     fn undeclared_legacy_is_detected() {
         let html = b"<p>\xc2\xe0\xf1\xff \xef\xee\xf8\xe5\xeb \xe2 \xec\xe0\xe3\xe0\xe7\xe8\xed \xe7\xe0 \xf5\xeb\xe5\xe1\xee\xec";
         let text = decode(html, None);
@@ -147,7 +162,7 @@ mod tests {
 
     #[test]
     fn tld_of_urls() {
-        assert_eq!(tld("https://www.example.co.uk/a?b"), Some("uk"));
+        assert_eq!(tld("https://www.example.co.uk/a?b").as_deref(), Some("uk"));
         assert_eq!(tld("http://127.0.0.1:8080/"), None);
     }
 }

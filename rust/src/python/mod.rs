@@ -11,6 +11,7 @@ mod errors;
 mod extract;
 mod filter;
 mod shard;
+mod source;
 mod train;
 
 use numpy::{PyArray1, PyArrayMethods};
@@ -69,5 +70,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     dedup_py::register(m)?;
     filter::register(m)?;
     m.add_class::<shard::PyShardWriter>()?;
+    m.add_class::<source::PyWarcReader>()?;
     Ok(())
 }
