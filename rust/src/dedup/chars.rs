@@ -62,6 +62,18 @@ impl BmpTable {
         self.pages[(cp >> 6) as usize & 0x3FF]
     }
 
+    /// `(class, lowercase code point or 0)` of any code point: from the
+    /// table in the BMP, from `slow` (the function the table was built
+    /// from) above it.
+    #[inline(always)]
+    pub fn lookup(&self, cp: u32, slow: impl Fn(char) -> (u8, Option<char>)) -> (u8, u32) {
+        if cp < 0x1_0000 {
+            return self.get(cp);
+        }
+        let (class, lower) = slow(char::from_u32(cp).unwrap_or(' '));
+        (class, lower.map_or(0, |l| l as u32))
+    }
+
     /// `(class, lowercase code point or 0)` of `cp < 0x10000`.
     #[inline(always)]
     pub fn get(&self, cp: u32) -> (u8, u32) {

@@ -243,12 +243,7 @@ fn normalized_hash(text: &str) -> u128 {
             i += 3;
             continue;
         }
-        let (class, lower) = if cp < 0x1_0000 {
-            tab.get(cp)
-        } else {
-            let (class, lower) = classify_slow(char::from_u32(cp).unwrap_or(' '));
-            (class, lower.map_or(0, |l| l as u32))
-        };
+        let (class, lower) = tab.lookup(cp, classify_slow);
         let at = i;
         i += n;
         if class == WS {

@@ -164,12 +164,7 @@ pub fn words_into(text: &str, out: &mut Vec<u8>, starts: &mut Vec<u32>) {
             i += 3;
             continue;
         }
-        let (class, lower) = if cp < 0x1_0000 {
-            tab.get(cp)
-        } else {
-            let (class, lower) = classify_slow(char::from_u32(cp).unwrap_or(' '));
-            (class, lower.map_or(0, |l| l as u32))
-        };
+        let (class, lower) = tab.lookup(cp, classify_slow);
         if class == BOUNDARY {
             in_word = 0;
             i += len;
