@@ -66,3 +66,32 @@ def test_ray_equals_local_and_resumes(local_ray, corpus, tokenizer_path, tmp_pat
         for k in ("docs_in", "docs_out", "dropped", "flagged"):
             assert again["stages"][stage][k] == st[k], (stage, k)
     assert run_cli(*args, "--output", ray_out, "--engine", "ray", "--dedup.threshold", "0.5") == 2
+
+
+def test_ray_reads_warc_like_local(local_ray, shared_data, tmp_path):
+    # WARC pages carry their URL through Ray's blocks to the extractor, as locally.
+    from tests.data.warc_files import html_dev_pages, join, warc_records
+
+    cc = tmp_path / "cc"
+    cc.mkdir()
+    pages = html_dev_pages(shared_data / "html-dev", limit=12)
+    (cc / "CC-MAIN-a.warc.gz").write_bytes(join(warc_records(pages), gzip_per_record=True))
+    tok = shared_data / "tokenizers" / "gpt2" / "tokenizer.json"
+    args = ["--input", cc, "--tokenizer", tok, "--filter.min_chars", "100"]
+    assert run_cli(*args, "--output", tmp_path / "local") == 0
+    assert run_cli(*args, "--output", tmp_path / "ray", "--engine", "ray") == 0
+    assert documents(tmp_path / "ray" / "shards") == documents(tmp_path / "local" / "shards")
+    assert len(documents(tmp_path / "local" / "shards")) >= 5
+
+
+def test_ray_blocks_keep_the_url():
+    import pyarrow as pa
+
+    from fastllm.data.pipeline_ray import _as_block
+
+    t = pa.table({"id": ["a", "b"], "html": [b"<p>x</p>", b"<p>y</p>"], "source": ["s", "s"],
+                  "url": ["http://example.de/", None]})  # fmt: skip
+    block = _as_block(t, 3)
+    assert block.column("url").to_pylist() == ["http://example.de/", None]
+    assert block.column("text").null_count == 2
+    assert block.column("_unit").to_pylist() == [3, 3]

@@ -63,6 +63,7 @@ _BLOCK = pa.schema(
         ("text", pa.string()),
         ("html", pa.binary()),
         ("source", pa.string()),
+        ("url", pa.string()),  # WARC pages: helps charset detection (null elsewhere)
         ("_unit", pa.int64()),
     ]
 )
