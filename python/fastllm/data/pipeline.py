@@ -473,16 +473,8 @@ class Runner:
         t_start = time.perf_counter()
         if cfg.run.force:
             clean(out)
-        if (out / SHARDS / "manifest.json").is_file() and (out / REPORT).is_file():
-            import json
-
-            report = json.loads((out / REPORT).read_text(encoding="utf-8"))
-            if report.get("fingerprint") != self.fingerprint:
-                raise ConfigError(
-                    f"{out}: finished with other settings (input/filter/pii/dedup/run.extract); "
-                    "use --force to redo it, or another --output"
-                )
-            report["finished_before"] = True
+        report = finished_report(out, self.fingerprint)
+        if report is not None:
             return report
         units = list_units(cfg.input.paths, cfg.input.html_pages_per_unit)
         work = out / WORK
@@ -529,6 +521,24 @@ class Runner:
         }
         write_json_atomic(self.out / REPORT, report)
         return report
+
+
+def finished_report(out: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The report of a run already finished in ``out`` (marked
+    ``finished_before``), None when there is none; a ConfigError when it was
+    finished with other settings (both engines check this before any work)."""
+    if not ((out / SHARDS / "manifest.json").is_file() and (out / REPORT).is_file()):
+        return None
+    import json
+
+    report = json.loads((out / REPORT).read_text(encoding="utf-8"))
+    if report.get("fingerprint") != fingerprint:
+        raise ConfigError(
+            f"{out}: finished with other settings (input/filter/pii/dedup/run.extract); "
+            "use --force to redo it, or another --output"
+        )
+    report["finished_before"] = True
+    return report
 
 
 def clean(out: Path) -> None:

@@ -42,10 +42,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fastllm.data.config import ConfigError, PipelineConfig
+from fastllm.data.config import PipelineConfig
 from fastllm.data.pipeline import (
     MAX_ERRORS,
-    REPORT,
     SHARDS,
     TOKENIZER,
     WORK,
@@ -53,6 +52,7 @@ from fastllm.data.pipeline import (
     _bytes,
     _kill_hook,
     clean,
+    finished_report,
 )
 from fastllm.data.readers import Unit, UnitError, list_units, read_unit
 from fastllm.data.report import StageStats, merge, stages_dict, write_json_atomic
@@ -259,14 +259,8 @@ def run_ray(cfg: PipelineConfig) -> dict[str, Any]:
     out = Path(cfg.output.dir)
     if cfg.run.force:
         clean(out)
-    if (out / SHARDS / "manifest.json").is_file() and (out / REPORT).is_file():
-        report = json.loads((out / REPORT).read_text(encoding="utf-8"))
-        if report.get("fingerprint") != runner.fingerprint:
-            raise ConfigError(
-                f"{out}: finished with other settings (input/filter/pii/dedup/run.extract); "
-                "use --force to redo it, or another --output"
-            )
-        report["finished_before"] = True
+    report = finished_report(out, runner.fingerprint)
+    if report is not None:
         return report
     out.mkdir(parents=True, exist_ok=True)
     if not ray.is_initialized():
