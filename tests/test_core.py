@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fastllm
-from fastllm import _core, dedup
+from fastllm import _core
+from fastllm.data import dedup
 
 
 def test_one_version():

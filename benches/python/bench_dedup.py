@@ -50,7 +50,8 @@ from pathlib import Path
 import numpy as np
 
 import fastllm
-from fastllm import _core, dedup
+from fastllm import _core
+from fastllm.data import dedup
 
 HERE = Path(__file__).resolve()
 WORD = re.compile(r"\w+")

@@ -2,7 +2,7 @@
 
 Writes --docs synthetic documents (random words from a Zipf-ish vocabulary,
 --dup-rate of them near-copies of earlier ones with a few words changed) as
-Parquet shards, then runs fastllm.dedup_ooc.dedup_shards in a fresh child
+Parquet shards, then runs fastllm.data.dedup.disk.dedup_shards in a fresh child
 process and reports its wall time and peak resident memory (getrusage
 ru_maxrss), next to the size of the text and of the signatures, which the
 out-of-core mode never holds at once. With --in-memory, the same corpus
@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 CHILD_OOC = """
 import json, resource, sys, time
-from fastllm import dedup_ooc
+from fastllm.data.dedup import disk as dedup_ooc
 paths, work, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 t = time.perf_counter()
 report = dedup_ooc.dedup_shards(paths, work, out, batch_size=20000)
@@ -42,7 +42,7 @@ print(json.dumps({"secs": secs, "maxrss_mb": resource.getrusage(resource.RUSAGE_
 CHILD_MEM = """
 import json, resource, sys, time
 import pyarrow.parquet as pq
-from fastllm import dedup
+from fastllm.data import dedup
 paths = json.loads(sys.argv[1])
 t = time.perf_counter()
 texts = [s for p in paths for s in pq.read_table(p, columns=["text"]).column(0).to_pylist()]

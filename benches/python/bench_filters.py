@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 import fastllm  # noqa: E402
+from fastllm.data.dedup import content_hashes  # noqa: E402
 from fastllm.data.filters import QualityFilterConfig, filter_stage, quality_filter  # noqa: E402
-from fastllm.dedup import content_hashes  # noqa: E402
 from tests.data.filter_docs import load_pieces  # noqa: E402
 
 FAMILIES = ["gopher_quality", "gopher_repetition", "c4", "fineweb"]

@@ -9,7 +9,7 @@ responses with HTTP headers removed, or of conversion records. FastWARC:
 ``ArchiveIterator(record_types=..., parse_http=True)`` and
 ``record.reader.read()``; fastllm: ``fastllm._core.WarcReader.read_batch``
 (payloads in one buffer, ready for Arrow), and the Arrow tables of
-``fastllm.data.readers.read_unit``. MB/s counts the file's bytes as stored
+``fastllm.io.readers.read_unit``. MB/s counts the file's bytes as stored
 (compressed for .gz) and, second, the uncompressed WARC bytes. Best of
 ``--repeat``.
 
@@ -34,9 +34,6 @@ sys.path.insert(0, str(REPO))
 # machines; neither reader uses BLAS.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import fastllm  # noqa: E402
-from fastllm import _core  # noqa: E402
-from fastllm.data.readers import list_units, read_unit  # noqa: E402
 from tests.data.warc_files import (  # noqa: E402
     html_dev_pages,
     html_dev_texts,
@@ -44,6 +41,10 @@ from tests.data.warc_files import (  # noqa: E402
     warc_records,
     wet_records,
 )
+
+import fastllm  # noqa: E402
+from fastllm import _core  # noqa: E402
+from fastllm.io.readers import list_units, read_unit  # noqa: E402
 
 HTML = ("text/html", "application/xhtml+xml")
 

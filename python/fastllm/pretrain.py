@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastllm._io import write_text_atomic
+from fastllm.io.atomic import write_text_atomic
 
 # The embedded default: the tiny model, a 4k BPE, a few minutes on 2 CPU cores.
 DEFAULT_RUN: dict[str, dict[str, Any]] = {
@@ -83,7 +83,7 @@ def stdlib_documents(limit_bytes: int | None = None) -> list[tuple[str, str]]:
 
 def build_corpus(out: Path) -> Stage:
     """Collect, deduplicate and split the embedded corpus into train/val JSONL."""
-    from fastllm import dedup
+    from fastllm.data import dedup
 
     stage = Stage("corpus")
     train_path, val_path = out / "corpus" / "train.jsonl", out / "corpus" / "val.jsonl"
@@ -134,7 +134,7 @@ def build_tokenizer(out: Path):
 
 
 def build_shards(out: Path, tok) -> Stage:
-    from fastllm.data.sources import iter_texts
+    from fastllm.io.sources import iter_texts
     from fastllm.shards import ShardWriter, verify
 
     stage = Stage("shards")
@@ -190,7 +190,7 @@ def train(config, tokenizer_path: Path | None) -> tuple[Stage, Any]:
 def samples(trainer, tok, prompts=("def ", "class ", "import ")) -> list[str]:
     import torch
 
-    from fastllm.generate import sample
+    from fastllm.model.generate import sample
 
     g = torch.Generator().manual_seed(0)
     model = trainer.model.eval()

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from fastllm import _core
 from fastllm.data import extract_batch, extract_text
-from fastllm.data.readers import list_units, read_unit
-from tests.data.warc_files import Page, conversion, join, warc_records, warcinfo
+from fastllm.io.readers import list_units, read_unit
+from tests.io.warc_files import Page, conversion, join, warc_records, warcinfo
 
 PAGES = [
     Page(

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fastllm.model import SIZES, Decoder, ModelConfig, cross_entropy
-from fastllm.plan import activation_bytes, main, param_counts, plan
+from fastllm.model.plan import activation_bytes, main, param_counts, plan
 
 # The hand calculation of issue 7: H=4096, FFN=11008, L=32, V=65536, MHA, untied.
 HAND = ModelConfig(

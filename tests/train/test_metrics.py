@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from fastllm.plan import flops_per_token
+from fastllm.model.plan import flops_per_token
 from fastllm.train import Trainer
 from fastllm.train.metrics import MetricsWriter, plot_loss_curve, read_records
 

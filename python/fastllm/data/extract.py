@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from fastllm import _core
-from fastllm._arrow import is_arrow, text_column
+from fastllm.io.arrow import is_arrow, text_column
 
 
 class Extracted(NamedTuple):

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from fastllm import _core
-from fastllm._arrow import is_arrow, null_indices, text_column
+from fastllm.io.arrow import is_arrow, null_indices, text_column
 
 
 @dataclass

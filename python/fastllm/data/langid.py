@@ -14,8 +14,8 @@ from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
 from fastllm import _core
-from fastllm._arrow import is_arrow, text_column
 from fastllm.data.filters import _as_list
+from fastllm.io.arrow import is_arrow, text_column
 
 
 class Languages(NamedTuple):

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastllm import _core
-from fastllm._arrow import is_arrow, text_column
 from fastllm.data.filters import _as_list
+from fastllm.io.arrow import is_arrow, text_column
 
 
 @dataclass

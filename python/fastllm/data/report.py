@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fastllm._io import write_json_atomic  # noqa: F401  (re-exported for the pipeline)
+from fastllm.io.atomic import write_json_atomic  # noqa: F401  (re-exported for the pipeline)
 
 
 @dataclass

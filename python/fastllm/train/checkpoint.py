@@ -36,7 +36,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
-from fastllm._io import write_text_atomic
+from fastllm.io.atomic import write_text_atomic
 from fastllm.train.distributed import barrier
 
 LATEST = "latest"

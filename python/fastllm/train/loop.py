@@ -28,8 +28,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from fastllm.model import Decoder
+from fastllm.model.plan import H100_BF16_TFLOPS, flops_per_token
 from fastllm.optim import build_optimizer, build_scheduler, route_parameters, routing_summary
-from fastllm.plan import H100_BF16_TFLOPS, flops_per_token
 from fastllm.train import checkpoint as ckpt
 from fastllm.train.config import TrainConfig
 from fastllm.train.data import DataSource, DataSpec, resolve

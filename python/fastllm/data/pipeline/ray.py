@@ -6,7 +6,7 @@
   as one extra *stats row* per batch (``id`` null, ``_stats`` JSON), split
   off on the driver, so the report has the same reasons as the local one;
 - exact duplicates on the driver (16 bytes per document), near duplicates
-  with :func:`fastllm.dedup_ray.near_duplicate_clusters` (LSH band keys
+  with :func:`fastllm.data.dedup.ray.near_duplicate_clusters` (LSH band keys
   shuffled by Ray's groupby), which gives the single-machine clusters;
 - ``map_batches`` tokenizes; the driver writes the shards in input order.
 
@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fastllm.data.config import PipelineConfig
-from fastllm.data.pipeline import (
+from fastllm.data.pipeline.local import (
     MAX_ERRORS,
     SHARDS,
     TOKENIZER,
@@ -54,8 +54,8 @@ from fastllm.data.pipeline import (
     clean,
     finished_report,
 )
-from fastllm.data.readers import Unit, UnitError, list_units, read_unit
 from fastllm.data.report import StageStats, merge, stages_dict, write_json_atomic
+from fastllm.io.readers import Unit, UnitError, list_units, read_unit
 
 _BLOCK = pa.schema(
     [
@@ -92,7 +92,7 @@ class _Stages:
         self.runner: Runner | None = None
 
     def __call__(self, block: pa.Table) -> pa.Table:
-        from fastllm.dedup import content_hashes
+        from fastllm.data.dedup import content_hashes
 
         if self.runner is None:
             self.runner = Runner(self.cfg)
@@ -251,7 +251,7 @@ def _stage_units(cfg: PipelineConfig, units: list[Unit], work: Path, names: dict
 def run_ray(cfg: PipelineConfig) -> dict[str, Any]:
     import ray
 
-    from fastllm.dedup_ray import near_duplicate_clusters
+    from fastllm.data.dedup.ray import near_duplicate_clusters
     from fastllm.shards import ShardWriter
 
     t_start = time.perf_counter()

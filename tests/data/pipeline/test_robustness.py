@@ -112,7 +112,7 @@ def test_filter_hook_counts_its_drops(tmp_path, tokenizer_path):
         tmp_path,
         tokenizer_path,
         tmp_path / "a.jsonl",
-        extra=("--filter.stages", "tests.pipeline.hooks:factory"),
+        extra=("--filter.stages", "tests.data.pipeline.hooks:factory"),
     )
     assert r["stages"]["no_zebra"]["dropped"] == {"mentions_zebra": 1}
     assert r["totals"]["documents"] == 2

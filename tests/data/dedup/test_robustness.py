@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastllm import _core, dedup
+from fastllm import _core
+from fastllm.data import dedup
 
 
 def test_empty_batch():

@@ -1,4 +1,4 @@
-"""WARC/WET reading (fastllm._core.WarcReader through fastllm.data.readers):
+"""WARC/WET reading (fastllm._core.WarcReader through fastllm.io.readers):
 FastWARC as the reference on files built from the html-dev pages, and every
 kind of damage costing only the records it touches."""
 
@@ -12,8 +12,8 @@ import pyarrow as pa
 import pytest
 
 from fastllm import _core
-from fastllm.data.readers import UnitError, list_units, read_unit
-from tests.data.warc_files import (
+from fastllm.io.readers import UnitError, list_units, read_unit
+from tests.io.warc_files import (
     Page,
     capture,
     conversion,

@@ -70,7 +70,7 @@ def test_ray_equals_local_and_resumes(local_ray, corpus, tokenizer_path, tmp_pat
 
 def test_ray_reads_warc_like_local(local_ray, shared_data, tmp_path):
     # WARC pages carry their URL through Ray's blocks to the extractor, as locally.
-    from tests.data.warc_files import html_dev_pages, join, warc_records
+    from tests.io.warc_files import html_dev_pages, join, warc_records
 
     cc = tmp_path / "cc"
     cc.mkdir()
@@ -87,7 +87,7 @@ def test_ray_reads_warc_like_local(local_ray, shared_data, tmp_path):
 def test_ray_blocks_keep_the_url():
     import pyarrow as pa
 
-    from fastllm.data.pipeline_ray import _as_block
+    from fastllm.data.pipeline.ray import _as_block
 
     t = pa.table({"id": ["a", "b"], "html": [b"<p>x</p>", b"<p>y</p>"], "source": ["s", "s"],
                   "url": ["http://example.de/", None]})  # fmt: skip

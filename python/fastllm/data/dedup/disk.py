@@ -30,7 +30,7 @@ of the positions instead, no second read); (4) union-find over the edges;
 
 Every file is written under a temporary name and renamed when complete.
 Document ids are global indexes in input order, so the result equals
-:func:`fastllm.dedup.near_duplicate_clusters` on the concatenated inputs.
+:func:`fastllm.data.dedup.near_duplicate_clusters` on the concatenated inputs.
 Inputs are Parquet (``.parquet``) or JSON lines (``.jsonl``, ``.jsonl.gz``)
 with a string column ``text_column``.
 """
@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from fastllm import _core
-from fastllm.dedup import (
+from fastllm.data.dedup.memory import (
     DedupReport,
     _check_signature_args,
     minhash,

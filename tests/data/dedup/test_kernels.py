@@ -7,12 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastllm import _core, dedup
+from fastllm import _core
+from fastllm.data import dedup
 
 pytest.importorskip("xxhash", reason="the pure-Python reference hashes with xxhash")
 
-from tests.dedup import reference as ref  # noqa: E402
-from tests.dedup.conftest import text, threads, words_text  # noqa: E402
+from tests.data.dedup import reference as ref  # noqa: E402
+from tests.data.dedup.conftest import text, threads, words_text  # noqa: E402
 
 
 @settings(deadline=None)  # no wall-clock limit: the machine may be shared

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fastllm import dedup, dedup_ooc
+from fastllm.data import dedup
+from fastllm.data.dedup import disk as dedup_ooc
 
 
 def _corpus(n_bases=60, seed=0):

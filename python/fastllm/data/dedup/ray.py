@@ -1,7 +1,7 @@
 """Near-duplicate clustering on a Ray cluster, with the same kernels.
 
 Ray is an optional extra (``pip install 'fastllm[ray]'``). The steps are
-those of :func:`fastllm.dedup.near_duplicate_clusters`, spread by Ray Data:
+those of :func:`fastllm.data.dedup.near_duplicate_clusters`, spread by Ray Data:
 
 1. ``map_batches``: signatures (Rust, GIL released) and one row per
    ``(document, band)``: band, bucket key, document id, signature;
@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastllm import _core
-from fastllm.dedup import (
+from fastllm.data.dedup.memory import (
     _as_str_list,
     _check_signature_args,
     clusters_from_edges,

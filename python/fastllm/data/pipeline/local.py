@@ -3,7 +3,7 @@ tokenize → shards, restartable.
 
 The local engine works in three phases inside ``output.dir``:
 
-1. per unit (a file, or a group of HTML pages; see :mod:`fastllm.data.readers`):
+1. per unit (a file, or a group of HTML pages; see :mod:`fastllm.io.readers`):
    read → extract → filters, Arrow batch by batch, then the content hash and
    MinHash signature of each surviving document. The unit's survivors go to
    ``work/NAME.arrow`` and its counts to ``work/NAME.json``, each written to
@@ -16,7 +16,7 @@ The local engine works in three phases inside ``output.dir``:
    ``dedup.mode = "memory"`` (the default) the clusters come from every
    signature at once, read from ``work/``; cheap and deterministic, so
    recomputed on every run rather than persisted. With ``dedup.mode =
-   "disk"`` they come from :func:`fastllm.dedup_ooc.dedup_shards`, which
+   "disk"`` they come from :func:`fastllm.data.dedup.disk.dedup_shards`, which
    holds one unit's signatures at a time: each unit's exact-dedup survivors
    go to ``work/dedup-KEY/in/NNNNN.parquet`` and its state to
    ``work/dedup-KEY/ooc/`` (KEY: the units and dedup settings), so a rerun
@@ -48,9 +48,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fastllm.data.config import ConfigError, PipelineConfig
-from fastllm.data.readers import Unit, UnitError, list_units, read_unit
 from fastllm.data.report import StageStats, merge, stages_dict, write_json_atomic
 from fastllm.data.stages import Extract, Stage, build_filters
+from fastllm.io.readers import Unit, UnitError, list_units, read_unit
 
 SHARDS = "shards"
 WORK = "work"
@@ -142,7 +142,7 @@ class Runner:
         return table
 
     def signatures(self, table: pa.Table) -> pa.Table:
-        from fastllm.dedup import content_hashes, minhash
+        from fastllm.data.dedup import content_hashes, minhash
 
         d = self.cfg.dedup
         n = len(table)
@@ -286,7 +286,7 @@ class Runner:
 
     def dedup(self, records: list[dict], work: Path) -> tuple[np.ndarray, StageStats]:
         """The keep mask over all survivors of phase 1, in input order."""
-        from fastllm.dedup import clusters_from_signatures
+        from fastllm.data.dedup import clusters_from_signatures
 
         d = self.cfg.dedup
         t0 = time.perf_counter()
@@ -343,14 +343,14 @@ class Runner:
 
     def near_dedup_disk(self, records: list[dict], work: Path, keep: np.ndarray) -> np.ndarray:
         """Cluster labels of the documents ``keep`` marks (global index among
-        them), from :func:`fastllm.dedup_ooc.dedup_shards` over one Parquet
+        them), from :func:`fastllm.data.dedup.disk.dedup_shards` over one Parquet
         file per unit; resumable (see the module docstring)."""
         import hashlib
         import json
 
         import pyarrow.parquet as pq
 
-        from fastllm.dedup_ooc import dedup_shards
+        from fastllm.data.dedup.disk import dedup_shards
 
         d = self.cfg.dedup
         units = [self.unit_name_of(r) for r in records if not r["skipped"]]
@@ -381,7 +381,7 @@ class Runner:
             verify=False if d.verify == "none" else d.verify,
             batch_size=self.cfg.input.batch_size,
         )
-        from fastllm.dedup_ooc import read_labels
+        from fastllm.data.dedup.disk import read_labels
 
         return read_labels(ddir / "ooc")
 
@@ -550,13 +550,8 @@ def clean(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
 
 
-def run(cfg: PipelineConfig) -> dict[str, Any]:
-    """Run the pipeline for ``cfg`` (checked); returns the report."""
-    cfg.check()
-    if cfg.run.engine == "ray":
-        from fastllm.data.pipeline_ray import run_ray
-
-        return run_ray(cfg)
+def run_local(cfg: PipelineConfig) -> dict[str, Any]:
+    """The local engine for ``cfg`` (checked); returns the report."""
     runner = Runner(cfg)  # loads the tokenizer and the filter hooks: config errors first
     Path(cfg.output.dir).mkdir(parents=True, exist_ok=True)
     return runner.run()

@@ -67,8 +67,8 @@ def test_missing_paths_name_the_field(tmp_path, tokenizer_path, capsys):
 def test_hook_that_is_not_a_stage(corpus, tokenizer_path, tmp_path, capsys):
     out = tmp_path / "out"
     for spec, msg in [
-        ("tests.pipeline.hooks:not_a_stage", "not a Stage"),
-        ("tests.pipeline.nomodule:f", "cannot load"),
+        ("tests.data.pipeline.hooks:not_a_stage", "not a Stage"),
+        ("tests.data.pipeline.nomodule:f", "cannot load"),
     ]:
         assert (
             run_cli(

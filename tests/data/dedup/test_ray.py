@@ -7,8 +7,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from fastllm import dedup, dedup_ray  # noqa: E402
-from tests.dedup.test_out_of_core import _corpus  # noqa: E402
+from fastllm.data import dedup  # noqa: E402
+from fastllm.data.dedup import ray as dedup_ray  # noqa: E402
+from tests.data.dedup.test_out_of_core import _corpus  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 
 from fastllm.shards import read_manifest, verify
-from tests.data.warc_files import html_dev_pages, html_dev_texts, join, warc_records, wet_records
+from tests.io.warc_files import html_dev_pages, html_dev_texts, join, warc_records, wet_records
 
 from .conftest import report, run_cli
 

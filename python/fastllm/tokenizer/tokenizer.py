@@ -15,8 +15,8 @@ from typing import Literal
 import numpy as np
 
 from fastllm import _core
-from fastllm._arrow import is_arrow, text_column
-from fastllm._io import write_text_atomic
+from fastllm.io.arrow import is_arrow, text_column
+from fastllm.io.atomic import write_text_atomic
 
 #: GPT-2's split pattern (tiktoken's equivalent form).
 GPT2_PATTERN = (
@@ -114,7 +114,7 @@ class Tokenizer:
         Merges equal those of HF ``tokenizers``' ``BpeTrainer`` with the same
         pre-tokenization.
         """
-        from fastllm.tokenizer_train import train as _train
+        from fastllm.tokenizer.train import train as _train
 
         return _train(
             cls,

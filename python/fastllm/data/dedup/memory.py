@@ -22,8 +22,8 @@ Near duplicates, in four steps (all in Rust, whole batches, GIL released):
    by union-find.
 
 Results depend only on the inputs and ``seed``, not on the thread count. For
-corpora larger than memory see :mod:`fastllm.dedup_ooc`; on a Ray cluster
-see :mod:`fastllm.dedup_ray`.
+corpora larger than memory see :mod:`fastllm.data.dedup.disk`; on a Ray cluster
+see :mod:`fastllm.data.dedup.ray`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from fastllm import _core
-from fastllm._arrow import is_arrow, text_column
+from fastllm.io.arrow import is_arrow, text_column
 
 #: Weights of :func:`lsh_params` when candidates are verified: verification
 #: removes the false positives that a low weight lets through, and missed

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fastllm.model import Decoder, ModelConfig
-from fastllm.train.export import export_hf
+from fastllm.model.hf import export_hf
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("safetensors")

@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastllm import Tokenizer
+from fastllm.data.dedup import content_hashes, minhash, near_duplicate_clusters
 from fastllm.data.extract import extract_batch
 from fastllm.data.filters import filter_stage, quality_filter
 from fastllm.data.langid import detect_languages
 from fastllm.data.pii import mask_pii
-from fastllm.dedup import content_hashes, minhash, near_duplicate_clusters
 
 _WORDS = (
     "the of and to in is was that for on with as by at from his her this which "

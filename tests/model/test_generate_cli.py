@@ -1,15 +1,14 @@
-"""python -m fastllm.generate: sampling from a training checkpoint."""
+"""python -m fastllm.model.generate: sampling from a training checkpoint."""
 
 from __future__ import annotations
 
 import torch
 
-from fastllm.generate import main as generate_main
-from fastllm.generate import sample
 from fastllm.model import Decoder, ModelConfig
+from fastllm.model.generate import main as generate_main
+from fastllm.model.generate import sample
 from fastllm.train import TokenStream, Trainer
-
-from .helpers import config
+from tests.train.helpers import config
 
 
 def test_greedy_is_top1_and_sampling_is_seeded():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from fastllm import dedup
+from fastllm.data import dedup
 
 
 def test_stage_drops_near_duplicates_and_reports():
