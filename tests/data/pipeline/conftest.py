@@ -18,7 +18,7 @@ import pytest
 from fastllm.data.__main__ import main
 from fastllm.tokenizer import Tokenizer
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 WORDS = (
     "the quick brown fox jumps over a lazy dog while seven wizards quietly hex "

@@ -106,7 +106,7 @@ def test_toml_file(tmp_path, corpus, tokenizer_path):
 def test_shipped_configs_load(corpus, tokenizer_path, tmp_path):
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2] / "configs" / "pipeline"
+    root = Path(__file__).resolve().parents[3] / "configs" / "pipeline"
     files = sorted(root.glob("*.toml"))
     assert files
     for f in files:
