@@ -94,16 +94,31 @@ def builder(section_cls: type[S]) -> Callable[[Callable[..., T]], Callable[..., 
     return register
 
 
+_loading = [0]  # > 0 while _make builds sections (their paths are set by the loader)
+
+
 class Section:
     """Base of config dataclasses. Subclasses are ``@dataclass``es whose
     fields are :func:`knob` s or nested sections; they override
-    :meth:`validate` (never ``__post_init__``)."""
+    :meth:`validate` (never ``__post_init__``).
 
+    ``table`` is the section's usual table name (``"model"``): errors of a
+    section built on its own in code name their field under it
+    (``ModelConfig(dim=0)``: ``model.dim: ...``); a loaded section's errors
+    name the path it was loaded at."""
+
+    table: ClassVar[str] = ""
     _builder: ClassVar[Callable[..., Any] | None] = None
     _extensions: ClassVar[dict[str, type]]
 
     def __post_init__(self) -> None:
-        self.validate()
+        if _loading[0]:
+            self.validate()
+            return
+        try:
+            self.validate()
+        except ConfigError as e:
+            raise e.under(self.table) from None
 
     def validate(self) -> None:
         """Value checks that types cannot express; raise :class:`ConfigError`
@@ -150,10 +165,11 @@ class Section:
 
     # ---- loading --------------------------------------------------------------
     @classmethod
-    def from_dict(cls: type[S], data: Mapping[str, Any], path: str = "") -> S:
+    def from_dict(cls: type[S], data: Mapping[str, Any], path: str | None = None) -> S:
         """From plain values (a parsed TOML document, a JSON dump); unknown keys
-        and wrong types are errors naming the dotted field under ``path``."""
-        return _make(cls, data, path, None)
+        and wrong types are errors naming the dotted field under ``path``
+        (default: the section's ``table``)."""
+        return _make(cls, data, cls.table if path is None else path, None)
 
     @classmethod
     def load(
@@ -304,14 +320,18 @@ def _make(cls: type[S], data: Any, path: str, base: S | None) -> S:
             ext_data[key] = value
         else:
             known = list(fields) + list(ext_tree)
-            where = f"[{path}]" if path else "the top level"
-            raise ConfigError(sub, f"unknown key (keys of {where}: {', '.join(known)})")
+            if path:
+                raise ConfigError(sub, f"unknown key (keys of [{path}]: {', '.join(known)})")
+            raise ConfigError(sub, f"unknown section (sections: {', '.join(known)})")
+    _loading[0] += 1
     try:
         obj = dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except ConfigError as e:
         raise e.under(path) from None
     except (TypeError, ValueError) as e:
         raise ConfigError(path, str(e)) from None
+    finally:
+        _loading[0] -= 1
     if ext_tree:
         ext = {k: _make_ext(t, ext_data.get(k, {}), _join(path, k)) for k, t in ext_tree.items()}
         object.__setattr__(obj, "_ext", ext)

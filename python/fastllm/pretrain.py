@@ -163,12 +163,11 @@ def build_shards(out: Path, tok) -> Stage:
 
 
 def train(config, tokenizer_path: Path | None) -> tuple[Stage, Any]:
-    from fastllm.train.__main__ import build_data
     from fastllm.train.loop import Trainer
 
     stage = Stage("train")
     t0 = time.perf_counter()
-    data, val = build_data(config)
+    data, val = config.data.build(config.model)
     trainer = Trainer(config, data, val, tokenizer_path=tokenizer_path)
     start = trainer.step
     records = trainer.fit()
@@ -213,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     args, overrides = ap.parse_known_args(argv)
     out = Path(args.out)
 
-    from fastllm.train.config import TrainConfig, apply_overrides
+    from fastllm.config import apply_overrides
+    from fastllm.train.config import TrainConfig
 
     stages: list[Stage] = []
     try:

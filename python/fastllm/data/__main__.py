@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fastllm.config import split_overrides
+
 
 def _verify(args: argparse.Namespace) -> int:
     from fastllm.shards import read_manifest, verify
@@ -47,6 +49,10 @@ def add_verify(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace, extra: list[str]) -> int:
     from fastllm.data.config import ConfigError, PipelineConfig
     from fastllm.data.report import format_table
+
+    if args.describe:
+        print(PipelineConfig.describe(), end="")
+        return 0
 
     overrides = list(extra)
     if args.input:
@@ -104,6 +110,7 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-filter", action="store_true", help="skip the filter stages")
     p.add_argument("--no-extract", action="store_true", help="keep HTML inputs as raw text")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--describe", action="store_true", help="print every knob and exit")
     p.set_defaults(func=_run)
 
 
@@ -114,31 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_run(sub)
     add_verify(sub)
-    argv, extra = _split_overrides(sys.argv[1:] if argv is None else list(argv))
+    argv, extra = split_overrides(sys.argv[1:] if argv is None else list(argv))
     args = parser.parse_args(argv)
     if args.func is _run:
         return _run(args, extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return args.func(args)
-
-
-def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Dotted overrides (``--dedup.threshold 0.9``, ``--run.force=true``) apart
-    from the flags argparse knows."""
-    rest, overrides = [], []
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a.startswith("--") and "." in a.split("=", 1)[0]:
-            overrides.append(a)
-            if "=" not in a and i + 1 < len(argv):
-                overrides.append(argv[i + 1])
-                i += 1
-        else:
-            rest.append(a)
-        i += 1
-    return rest, overrides
 
 
 if __name__ == "__main__":

@@ -24,102 +24,104 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from fastllm import _core
+from fastllm.config import Section, check, knob
 from fastllm.io.arrow import is_arrow, null_indices, text_column
 
+# C4's integer rules are turned off with -1 (datatrove's convention).
+_MINUS_ONE_OFF = {"min_num_sentences", "min_words_per_line", "max_word_length"}
+
+
+class _Thresholds(Section):
+    """A filter family's config: every threshold's range is checked at
+    construction (0 or None turns an optional rule off, -1 C4's integer rules)."""
+
+    def validate(self) -> None:
+        for fd in dataclasses.fields(self):  # type: ignore[arg-type]
+            v = getattr(self, fd.name)
+            if isinstance(v, bool) or v is None or isinstance(v, str):
+                continue
+            if isinstance(v, (int, float)):
+                if fd.name in _MINUS_ONE_OFF:
+                    check(v >= -1, fd.name, f"must be >= 0 (or -1 to disable), got {v!r}")
+                else:
+                    check(v >= 0, fd.name, f"must be >= 0 (0 disables an optional rule), got {v!r}")
+            elif fd.name in ("top_n_grams", "dup_n_grams"):
+                for k, pair in enumerate(v):
+                    ok = isinstance(pair, (tuple, list)) and len(pair) == 2
+                    check(
+                        ok and pair[0] >= 1 and pair[1] >= 0,
+                        f"{fd.name}[{k}]",
+                        f"must be [n >= 1, fraction >= 0], got {pair!r}",
+                    )
+            elif fd.name == "stop_chars":
+                for k, c in enumerate(v):
+                    check(
+                        isinstance(c, str) and len(c) == 1, f"{fd.name}[{k}]", f"{c!r} is not one character"
+                    )
+
 
 @dataclass
-class GopherRepetitionConfig:
+class GopherRepetitionConfig(_Thresholds):
     """Gopher repetition rules (Rae et al. 2021, table A1)."""
 
-    dup_line_frac: float | None = 0.3
-    """Max fraction of lines that repeat an earlier line."""
-    dup_para_frac: float | None = 0.3
-    """Max fraction of paragraphs that repeat an earlier paragraph."""
-    dup_line_char_frac: float | None = 0.2
-    """Max fraction of characters in repeated lines."""
-    dup_para_char_frac: float | None = 0.2
-    """Max fraction of characters in repeated paragraphs."""
-    top_n_grams: tuple[tuple[int, float], ...] = ((2, 0.2), (3, 0.18), (4, 0.16))
-    """(n, max fraction of characters in the most frequent word n-gram)."""
-    dup_n_grams: tuple[tuple[int, float], ...] = (
-        (5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10),
-    )  # fmt: skip
-    """(n, max fraction of characters in duplicated word n-grams)."""
+    dup_line_frac: float | None = knob(0.3, 'Max fraction of lines that repeat an earlier line.')
+    dup_para_frac: float | None = knob(0.3, 'Max fraction of paragraphs that repeat an earlier paragraph.')
+    dup_line_char_frac: float | None = knob(0.2, 'Max fraction of characters in repeated lines.')
+    dup_para_char_frac: float | None = knob(0.2, 'Max fraction of characters in repeated paragraphs.')
+    top_n_grams: tuple[tuple[int, float], ...] = knob(((2, 0.2), (3, 0.18), (4, 0.16)), '(n, max fraction of characters in the most frequent word n-gram).')
+    dup_n_grams: tuple[tuple[int, float], ...] = knob(
+        ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)),
+        "(n, max fraction of characters in duplicated word n-grams).",
+    )
 
 
 @dataclass
-class GopherQualityConfig:
+class GopherQualityConfig(_Thresholds):
     """Gopher quality rules (Rae et al. 2021)."""
 
-    min_doc_words: int | None = 50
-    """Fewest non-symbol words."""
-    max_doc_words: int | None = 100_000
-    """Most non-symbol words."""
-    min_avg_word_length: float | None = 3
-    """Smallest mean length of non-symbol words, in characters."""
-    max_avg_word_length: float | None = 10
-    """Largest mean length of non-symbol words, in characters."""
-    max_symbol_word_ratio: float | None = 0.1
-    """Max '#' per word, and max ellipses per word."""
-    max_bullet_lines_ratio: float | None = 0.9
-    """Max fraction of lines starting with a bullet ('•' or '-')."""
-    max_ellipsis_lines_ratio: float | None = 0.3
-    """Max fraction of lines ending with an ellipsis."""
-    max_non_alpha_words_ratio: float | None = 0.8
-    """Min fraction of words with a letter (datatrove's name, a minimum)."""
-    min_stop_words: int | None = 2
-    """Fewest distinct stop words present."""
-    stop_words: tuple[str, ...] = ("the", "be", "to", "of", "and", "that", "have", "with")
-    """The stop words (case-sensitive, whole words)."""
+    min_doc_words: int | None = knob(50, 'Fewest non-symbol words.')
+    max_doc_words: int | None = knob(100_000, 'Most non-symbol words.')
+    min_avg_word_length: float | None = knob(3, 'Smallest mean length of non-symbol words, in characters.')
+    max_avg_word_length: float | None = knob(10, 'Largest mean length of non-symbol words, in characters.')
+    max_symbol_word_ratio: float | None = knob(0.1, "Max '#' per word, and max ellipses per word.")
+    max_bullet_lines_ratio: float | None = knob(0.9, "Max fraction of lines starting with a bullet ('•' or '-').")
+    max_ellipsis_lines_ratio: float | None = knob(0.3, 'Max fraction of lines ending with an ellipsis.')
+    max_non_alpha_words_ratio: float | None = knob(0.8, "Min fraction of words with a letter (datatrove's name, a minimum).")
+    min_stop_words: int | None = knob(2, 'Fewest distinct stop words present.')
+    stop_words: tuple[str, ...] = knob(("the", "be", "to", "of", "and", "that", "have", "with"), 'The stop words (case-sensitive, whole words).')
 
 
 @dataclass
-class C4Config:
+class C4Config(_Thresholds):
     """C4 rules (Raffel et al. 2020) as datatrove implements them."""
 
-    remove_citations: bool = True
-    """Remove Wikipedia citation marks ([1], [edit], [citation needed])."""
-    filter_no_terminal_punct: bool = True
-    """Drop lines not ending in . ? ! " ' (or ending in '...')."""
-    min_num_sentences: int = 5
-    """Drop documents with fewer sentences left (-1 disables)."""
-    min_words_per_line: int = 3
-    """Drop lines with fewer words (-1 disables)."""
-    max_word_length: int = 1000
-    """Drop lines with a longer word, in characters (-1 disables)."""
-    filter_lorem_ipsum: bool = True
-    """Drop documents containing 'lorem ipsum'."""
-    filter_javascript: bool = True
-    """Drop lines mentioning 'javascript'."""
-    filter_curly_bracket: bool = True
-    """Drop documents containing '{'."""
-    filter_policy: bool = True
-    """Drop lines with cookie/terms-of-use/privacy-policy phrases."""
+    remove_citations: bool = knob(True, 'Remove Wikipedia citation marks ([1], [edit], [citation needed]).')
+    filter_no_terminal_punct: bool = knob(True, 'Drop lines not ending in . ? ! " \' (or ending in \'...\').')
+    min_num_sentences: int = knob(5, 'Drop documents with fewer sentences left (-1 disables).')
+    min_words_per_line: int = knob(3, 'Drop lines with fewer words (-1 disables).')
+    max_word_length: int = knob(1000, 'Drop lines with a longer word, in characters (-1 disables).')
+    filter_lorem_ipsum: bool = knob(True, "Drop documents containing 'lorem ipsum'.")
+    filter_javascript: bool = knob(True, "Drop lines mentioning 'javascript'.")
+    filter_curly_bracket: bool = knob(True, "Drop documents containing '{'.")
+    filter_policy: bool = knob(True, 'Drop lines with cookie/terms-of-use/privacy-policy phrases.')
 
 
 @dataclass
-class FineWebConfig:
+class FineWebConfig(_Thresholds):
     """FineWeb quality rules (Penedo et al. 2024)."""
 
-    line_punct_thr: float = 0.12
-    """Min fraction of lines ending in terminal punctuation."""
-    line_punct_exclude_zero: bool = False
-    """Keep documents where no line ends in punctuation."""
-    stop_chars: tuple[str, ...] | None = None
-    """Line-final characters that count; None for datatrove's TERMINAL_PUNCTUATION."""
-    short_line_thr: float = 0.67
-    """Max fraction of short lines."""
-    short_line_length: int = 30
-    """A line this long or shorter (characters) is short."""
-    char_duplicates_ratio: float = 0.01
-    """Max fraction of characters in repeated lines."""
-    new_line_ratio: float = 0.3
-    """Max newlines per word."""
+    line_punct_thr: float = knob(0.12, 'Min fraction of lines ending in terminal punctuation.')
+    line_punct_exclude_zero: bool = knob(False, 'Keep documents where no line ends in punctuation.')
+    stop_chars: tuple[str, ...] | None = knob(None, "Line-final characters that count; None for datatrove's TERMINAL_PUNCTUATION.")
+    short_line_thr: float = knob(0.67, 'Max fraction of short lines.')
+    short_line_length: int = knob(30, 'A line this long or shorter (characters) is short.')
+    char_duplicates_ratio: float = knob(0.01, 'Max fraction of characters in repeated lines.')
+    new_line_ratio: float = knob(0.3, 'Max newlines per word.')
 
 
 _FAMILIES = {
@@ -131,44 +133,24 @@ _FAMILIES = {
 
 
 @dataclass
-class QualityFilterConfig:
+class QualityFilterConfig(Section):
     """Which filter families run, and their thresholds (None leaves one out)."""
 
-    gopher_repetition: GopherRepetitionConfig | None = field(default_factory=GopherRepetitionConfig)
-    """Gopher repetition rules."""
-    gopher_quality: GopherQualityConfig | None = field(default_factory=GopherQualityConfig)
-    """Gopher quality rules."""
-    c4: C4Config | None = field(default_factory=C4Config)
-    """C4 rules."""
-    fineweb: FineWebConfig | None = field(default_factory=FineWebConfig)
-    """FineWeb rules."""
+    table = "filters"
+
+    gopher_repetition: GopherRepetitionConfig | None = knob(
+        factory=GopherRepetitionConfig, doc="Gopher repetition rules."
+    )
+    gopher_quality: GopherQualityConfig | None = knob(
+        factory=GopherQualityConfig, doc="Gopher quality rules."
+    )
+    c4: C4Config | None = knob(factory=C4Config, doc="C4 rules.")
+    fineweb: FineWebConfig | None = knob(factory=FineWebConfig, doc="FineWeb rules.")
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> QualityFilterConfig:
-        """From a nested dict (a TOML table); unknown keys are errors naming the key.
-
-        A family given as ``False`` or ``None`` is left out; a missing one
-        runs with defaults.
-        """
-        kwargs: dict[str, Any] = {}
-        for name, sub in d.items():
-            if name not in _FAMILIES:
-                raise ValueError(f"filters: unknown key {name!r} (known: {', '.join(_FAMILIES)})")
-            if sub is None or sub is False:
-                kwargs[name] = None
-                continue
-            if not isinstance(sub, Mapping):
-                raise TypeError(f"filters.{name}: expected a table, got {type(sub).__name__}")
-            kwargs[name] = _build(_FAMILIES[name], sub, f"filters.{name}")
-        return cls(**kwargs)
-
-
-def _build(cls: type, d: Mapping[str, Any], where: str) -> Any:
-    known = {f.name for f in dataclasses.fields(cls)}
-    for k in d:
-        if k not in known:
-            raise ValueError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(known))})")
-    return cls(**d)
+    def prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """A family given as ``false`` (or None) is left out; a missing one runs with defaults."""
+        return {k: None if v is False else v for k, v in data.items()}
 
 
 def _check(cfg: Any, where: str) -> dict[str, Any]:

@@ -11,38 +11,27 @@ ISBNs and lists of numbers are left alone.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fastllm import _core
+from fastllm.config import Section, knob
 from fastllm.data.filters import _as_list
 from fastllm.io.arrow import is_arrow, text_column
 
 
 @dataclass
-class PiiConfig:
+class PiiConfig(Section):
     """Placeholders per kind of PII; None leaves that kind unmasked."""
 
-    email: str | None = "<EMAIL>"
-    """Replaces e-mail addresses."""
-    ip: str | None = "<IP_ADDRESS>"
-    """Replaces public IPv4 and IPv6 addresses."""
-    phone: str | None = "<PHONE>"
-    """Replaces phone numbers."""
-    credit_card: str | None = "<CREDIT_CARD>"
-    """Replaces Luhn-valid payment-card numbers."""
-    iban: str | None = "<IBAN>"
-    """Replaces mod-97-valid IBANs."""
+    table = "pii"
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> PiiConfig:
-        """From a dict (a TOML table); unknown keys are errors naming the key."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        for k in d:
-            if k not in known:
-                raise ValueError(f"pii: unknown key {k!r} (known: {', '.join(sorted(known))})")
-        return cls(**d)
+    email: str | None = knob("<EMAIL>", 'Replaces e-mail addresses.')
+    ip: str | None = knob("<IP_ADDRESS>", 'Replaces public IPv4 and IPv6 addresses.')
+    phone: str | None = knob("<PHONE>", 'Replaces phone numbers.')
+    credit_card: str | None = knob("<CREDIT_CARD>", 'Replaces Luhn-valid payment-card numbers.')
+    iban: str | None = knob("<IBAN>", 'Replaces mod-97-valid IBANs.')
 
 
 def mask_pii(texts: Sequence[str] | Any, config: PiiConfig | None = None) -> list[str | None]:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastllm.config import builder
 from fastllm.model.attention import Attention
 from fastllm.model.config import ModelConfig
 from fastllm.model.feed_forward import FeedForward
@@ -144,3 +145,10 @@ def cross_entropy(
     return F.cross_entropy(
         logits.flatten(0, 1).float(), labels.flatten(), ignore_index=ignore_index
     )
+
+
+@builder(ModelConfig)
+def build_decoder(config: ModelConfig, device: torch.device | str | None = None) -> Decoder:
+    """``ModelConfig.build(device)``: the initialised decoder (on ``device``)."""
+    model = Decoder(config)
+    return model if device is None else model.to(device)

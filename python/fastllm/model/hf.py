@@ -17,16 +17,17 @@ HF's rotate-half layout, so the export is a renaming (no permutation of q/k):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
+from fastllm.config import Section, check, cli, knob, run_cli, section
 from fastllm.model import Decoder, ModelConfig
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -155,24 +156,57 @@ def _special_tokens(path: Path) -> dict[str, int]:
     return {t["content"]: t["id"] for t in data.get("added_tokens", []) if t.get("special", True)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m fastllm.model.hf", description=__doc__.split("\n\n")[0]
-    )
-    ap.add_argument("--checkpoint", required=True, help="a checkpoint folder or a run's out_dir")
-    ap.add_argument("--out", required=True, help="the Hugging Face model folder to write")
-    ap.add_argument("--dtype", default="float32", choices=list(DTYPES))
-    args = ap.parse_args(argv)
-    from fastllm.train.checkpoint import find_tokenizer, load_model
+@dataclass(frozen=True)
+class ExportConfig(Section):
+    """What ``python -m fastllm.train.export`` writes (the ``[export]`` table)."""
 
-    try:
-        model, _, folder = load_model(args.checkpoint)
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    out = export_hf(model, args.out, tokenizer_path=find_tokenizer(folder), dtype=args.dtype)
-    print(f"exported {folder} → {out}")
-    return 0
+    table = "export"
+
+    checkpoint: str = knob("", "a checkpoint folder or a run's out_dir")
+    out: str = knob("", "the Hugging Face model folder to write")
+    dtype: Literal["float32", "bfloat16", "float16"] = knob("float32", "dtype of the weights")
+
+    def validate(self) -> None:
+        check(bool(self.checkpoint), "checkpoint", "required (--checkpoint DIR)")
+        check(bool(self.out), "out", "required (--out DIR)")
+
+
+@dataclass(frozen=True)
+class ExportRun(Section):
+    """The command line of ``python -m fastllm.train.export``."""
+
+    export: ExportConfig = section(ExportConfig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    def body() -> int:
+        run = cli(
+            ExportRun,
+            argv,
+            prog="python -m fastllm.train.export",
+            description=__doc__.split("\n\n")[0],
+            config_flag=False,
+            flags={
+                "--checkpoint": ("export.checkpoint", "a checkpoint folder or a run's out_dir"),
+                "--out": ("export.out", "the Hugging Face model folder to write"),
+                "--dtype": ("export.dtype", "float32, bfloat16 or float16"),
+            },
+        )
+        if run is None:
+            return 0
+        from fastllm.train.checkpoint import find_tokenizer, load_model
+
+        c = run.export
+        try:
+            model, _, folder = load_model(c.checkpoint)
+        except (ValueError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        out = export_hf(model, c.out, tokenizer_path=find_tokenizer(folder), dtype=c.dtype)
+        print(f"exported {folder} → {out}")
+        return 0
+
+    return run_cli(body)
 
 
 if __name__ == "__main__":

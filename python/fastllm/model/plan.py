@@ -1,19 +1,18 @@
-"""``python -m fastllm.model.plan``: what a model costs before training it.
+"""``python -m fastllm.plan``: what a model costs before training it.
 
 Parameters by component, training FLOPs per token, memory per GPU under DDP
 and ZeRO-1/2/3, activation memory, the Chinchilla-optimal token count and the
 time for a token budget at a given MFU. Everything here is arithmetic on the
 config; a test checks the parameter count against the built model.
 
-    python -m fastllm.model.plan --config 7B --gpus 8 --seq 4096 --batch 1 --checkpointing
+    python -m fastllm.plan --config 7B --gpus 8 --seq 4096 --batch 1 --checkpointing
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
 
+from fastllm.config import ConfigError, Section, check, cli, knob, run_cli, section
 from fastllm.model.config import SIZES, ModelConfig
 
 H100_BF16_TFLOPS = 989.0  # dense bf16 peak of an H100 SXM
@@ -228,50 +227,83 @@ def report(p: Plan, name: str = "") -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m fastllm.model.plan", description=__doc__.split("\n\n")[0]
-    )
-    ap.add_argument(
-        "--config",
-        default="tiny",
-        help=f"a size ({', '.join(SIZES)}) or a TOML file with a [model] table",
-    )
-    ap.add_argument("--batch", type=int, default=1, help="micro-batch per GPU, in sequences")
-    ap.add_argument(
-        "--seq", type=int, default=None, help="sequence length (default: model.max_seq_len)"
-    )
-    ap.add_argument(
-        "--gpus", type=int, default=1, help="data-parallel GPUs (N in the ZeRO formulas)"
-    )
-    ap.add_argument(
-        "--mfu", type=float, default=0.4, help="model FLOPs utilization for the time estimate"
-    )
-    ap.add_argument(
-        "--peak-tflops", type=float, default=H100_BF16_TFLOPS, help="peak TFLOP/s per GPU"
-    )
-    ap.add_argument("--tokens", type=float, default=None, help="token budget (default: 20N)")
-    ap.add_argument(
-        "--checkpointing", action="store_true", help="full activation checkpointing per block"
-    )
-    args = ap.parse_args(argv)
-    try:
-        config = ModelConfig.load(args.config)
-        p = plan(
+@dataclass(frozen=True)
+class PlanConfig(Section):
+    """What to plan (the ``[plan]`` table of ``python -m fastllm.plan``)."""
+
+    table = "plan"
+
+    model: str = knob("tiny", f"a size ({', '.join(SIZES)}) or a TOML file with a [model] table")
+    batch: int = knob(1, "micro-batch per GPU, in sequences")
+    seq: int | None = knob(None, "sequence length (none: model.max_seq_len)")
+    gpus: int = knob(1, "data-parallel GPUs (N in the ZeRO formulas)")
+    mfu: float = knob(0.4, "model FLOPs utilization for the time estimate")
+    peak_tflops: float = knob(H100_BF16_TFLOPS, "peak TFLOP/s per GPU")
+    tokens: float | None = knob(None, "token budget (none: 20 tokens per parameter)")
+    checkpointing: bool = knob(False, "full activation checkpointing per block")
+
+    def validate(self) -> None:
+        for name in ("batch", "gpus"):
+            check(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
+        check(self.seq is None or self.seq >= 1, "seq", f"must be >= 1, got {self.seq}")
+        check(0 < self.mfu <= 1, "mfu", f"must be in (0, 1], got {self.mfu}")
+        check(self.peak_tflops > 0, "peak_tflops", f"must be > 0, got {self.peak_tflops}")
+
+    def build(self) -> Plan:  # type: ignore[override]
+        """The plan of this config's model."""
+        try:
+            config = ModelConfig.load(self.model)
+        except ConfigError as e:
+            raise (ConfigError("plan.model", e.message) if not e.path else e) from None
+        if self.seq is not None and self.seq > config.max_seq_len:
+            raise ConfigError("plan.seq", f"{self.seq} exceeds model.max_seq_len={config.max_seq_len}")
+        return plan(
             config,
-            batch=args.batch,
-            seq_len=args.seq,
-            gpus=args.gpus,
-            checkpointing=args.checkpointing,
-            mfu=args.mfu,
-            peak_tflops=args.peak_tflops,
-            tokens=args.tokens,
+            batch=self.batch,
+            seq_len=self.seq,
+            gpus=self.gpus,
+            checkpointing=self.checkpointing,
+            mfu=self.mfu,
+            peak_tflops=self.peak_tflops,
+            tokens=self.tokens,
         )
-    except (ValueError, TypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(report(p, str(args.config)))
-    return 0
+
+
+@dataclass(frozen=True)
+class PlanRun(Section):
+    """The command line of ``python -m fastllm.plan``."""
+
+    plan: PlanConfig = section(PlanConfig)
+
+
+FLAGS = {
+    "--config": ("plan.model", "a size or a TOML file with a [model] table"),
+    "--batch": ("plan.batch", "micro-batch per GPU, in sequences"),
+    "--seq": ("plan.seq", "sequence length (default: model.max_seq_len)"),
+    "--gpus": ("plan.gpus", "data-parallel GPUs"),
+    "--mfu": ("plan.mfu", "model FLOPs utilization for the time estimate"),
+    "--peak-tflops": ("plan.peak_tflops", "peak TFLOP/s per GPU"),
+    "--tokens": ("plan.tokens", "token budget (default: 20N)"),
+    "--checkpointing": ("plan.checkpointing!", "full activation checkpointing per block"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    def body() -> int:
+        run = cli(
+            PlanRun,
+            argv,
+            prog="python -m fastllm.plan",
+            description=__doc__.split("\n\n")[0],
+            flags=FLAGS,
+            config_flag=False,
+        )
+        if run is None:
+            return 0
+        print(report(run.plan.build(), run.plan.model))
+        return 0
+
+    return run_cli(body)
 
 
 if __name__ == "__main__":

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from fastllm.model.config import dataclass_from_dict
+from fastllm.config import Section, check, knob
 from fastllm.optim.muon import SCALES, Muon
 
 HEAD_NAMES = ("output", "lm_head")
@@ -38,73 +38,53 @@ _WRAPPER_PREFIXES = (
 )
 
 
-def _doc(text: str) -> dict[str, str]:
-    return {"doc": text}
-
-
 @dataclass(frozen=True)
-class OptimConfig:
-    """The optimizer of a run (the ``[optim]`` table)."""
+class OptimConfig(Section):
+    """The optimizer of a run (the ``[optim]`` table); ``build(model)`` makes it."""
 
-    name: str = field(
-        default="adamw",
-        metadata=_doc("adamw, or muon (Muon for hidden matrices, AdamW for the rest)"),
-    )
-    lr: float = field(
-        default=3e-4, metadata=_doc("AdamW learning rate (the AdamW-routed params under muon)")
-    )
-    betas: tuple[float, float] = field(default=(0.9, 0.95), metadata=_doc("AdamW betas"))
-    eps: float = field(default=1e-8, metadata=_doc("AdamW epsilon"))
-    weight_decay: float = field(
-        default=0.1,
-        metadata=_doc("AdamW decoupled weight decay (never on norms, biases, embeddings)"),
-    )
-    muon_lr: float = field(default=0.02, metadata=_doc("Muon learning rate"))
-    muon_momentum: float = field(default=0.95, metadata=_doc("Muon momentum"))
-    muon_nesterov: bool = field(default=True, metadata=_doc("Nesterov momentum in Muon"))
-    muon_ns_steps: int = field(default=5, metadata=_doc("Newton-Schulz iterations"))
-    muon_scale: str = field(
-        default="kellerjordan", metadata=_doc("update scale: naive, kellerjordan, mup, moonlight")
-    )
-    muon_weight_decay: float = field(default=0.0, metadata=_doc("Muon decoupled weight decay"))
-    muon_ns_dtype: str = field(
-        default="auto",
-        metadata=_doc(
-            "Newton-Schulz compute dtype: auto (bf16 on CUDA, fp32 elsewhere), bf16 or fp32"
-        ),
-    )
-    muon_params: tuple[str, ...] = field(
-        default=(), metadata=_doc("glob patterns of parameter names forced onto Muon")
-    )
-    adamw_params: tuple[str, ...] = field(
-        default=(), metadata=_doc("glob patterns of parameter names forced onto AdamW")
-    )
+    table = "optim"
 
-    def __post_init__(self) -> None:
-        if self.name not in ("adamw", "muon"):
-            raise ValueError(f"optim.name must be adamw or muon, got {self.name!r}")
-        if self.muon_scale not in SCALES:
-            raise ValueError(
-                f"optim.muon_scale must be one of {', '.join(SCALES)}, got {self.muon_scale!r}"
-            )
-        if self.muon_ns_dtype not in NS_DTYPES:
-            raise ValueError(
-                f"optim.muon_ns_dtype must be one of {', '.join(NS_DTYPES)}, got {self.muon_ns_dtype!r}"
-            )
+    name: Literal["adamw", "muon"] = knob(
+        "adamw", "adamw, or muon (Muon for hidden matrices, AdamW for the rest)"
+    )
+    lr: float = knob(3e-4, "AdamW learning rate (the AdamW-routed params under muon)")
+    betas: tuple[float, float] = knob((0.9, 0.95), "AdamW betas")
+    eps: float = knob(1e-8, "AdamW epsilon")
+    weight_decay: float = knob(
+        0.1, "AdamW decoupled weight decay (never on norms, biases, embeddings)"
+    )
+    muon_lr: float = knob(0.02, "Muon learning rate")
+    muon_momentum: float = knob(0.95, "Muon momentum")
+    muon_nesterov: bool = knob(True, "Nesterov momentum in Muon")
+    muon_ns_steps: int = knob(5, "Newton-Schulz iterations")
+    muon_scale: Literal[SCALES] = knob(  # type: ignore[valid-type]
+        "kellerjordan", "update scale: naive, kellerjordan, mup, moonlight"
+    )
+    muon_weight_decay: float = knob(0.0, "Muon decoupled weight decay")
+    muon_ns_dtype: Literal["auto", "bf16", "fp32"] = knob(
+        "auto", "Newton-Schulz compute dtype: auto (bf16 on CUDA, fp32 elsewhere), bf16 or fp32"
+    )
+    muon_params: tuple[str, ...] = knob((), "glob patterns of parameter names forced onto Muon")
+    adamw_params: tuple[str, ...] = knob((), "glob patterns of parameter names forced onto AdamW")
+
+    def validate(self) -> None:
         for key in ("lr", "eps", "weight_decay", "muon_lr", "muon_weight_decay"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"optim.{key} must be >= 0, got {getattr(self, key)}")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError(f"optim.betas must be two numbers in [0, 1), got {self.betas!r}")
-        if not 0 <= self.muon_momentum < 1:
-            raise ValueError(f"optim.muon_momentum must be in [0, 1), got {self.muon_momentum}")
-        if self.muon_ns_steps < 1:
-            raise ValueError(f"optim.muon_ns_steps must be >= 1, got {self.muon_ns_steps}")
+            check(getattr(self, key) >= 0, key, f"must be >= 0, got {getattr(self, key)}")
+        check(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            "betas",
+            f"must be two numbers in [0, 1), got {self.betas!r}",
+        )
+        check(
+            0 <= self.muon_momentum < 1,
+            "muon_momentum",
+            f"must be in [0, 1), got {self.muon_momentum}",
+        )
+        check(self.muon_ns_steps >= 1, "muon_ns_steps", f"must be >= 1, got {self.muon_ns_steps}")
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> OptimConfig:
-        """From plain values (a TOML table); unknown keys are errors naming the key."""
-        return dataclass_from_dict(cls, d, "optim")
+    def build(self, model: nn.Module) -> torch.optim.Optimizer:  # type: ignore[override]
+        """The optimizer of ``model`` (:func:`build_optimizer`)."""
+        return build_optimizer(model, self)
 
 
 @dataclass(frozen=True)

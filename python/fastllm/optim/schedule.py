@@ -14,12 +14,12 @@ are saved in the scheduler's ``state_dict`` and restored with it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
-from fastllm.model.config import dataclass_from_dict
+from fastllm.config import Section, knob
 
 
 def _warmup(step: int, warmup_steps: int) -> float:
@@ -115,31 +115,25 @@ class WarmupStableDecay:
         )
 
 
-def _doc(text: str) -> dict[str, str]:
-    return {"doc": text}
-
-
 @dataclass(frozen=True)
-class ScheduleConfig:
+class ScheduleConfig(Section):
     """The learning-rate schedule of a run (the ``[schedule]`` table)."""
 
-    name: str = field(default="cosine", metadata=_doc("cosine, linear, wsd, or constant"))
-    warmup_steps: int = field(default=0, metadata=_doc("linear warmup steps"))
-    min_ratio: float = field(default=0.1, metadata=_doc("final lr as a fraction of the peak"))
-    decay_frac: float = field(
-        default=0.2, metadata=_doc("wsd: fraction of the steps spent decaying")
+    table = "schedule"
+
+    name: Literal["cosine", "linear", "wsd", "constant"] = knob(
+        "cosine", "cosine, linear, wsd, or constant"
     )
-    decay_shape: str = field(default="linear", metadata=_doc("wsd: linear, cosine or sqrt decay"))
+    warmup_steps: int = knob(0, "linear warmup steps")
+    min_ratio: float = knob(0.1, "final lr as a fraction of the peak")
+    decay_frac: float = knob(0.2, "wsd: fraction of the steps spent decaying")
+    decay_shape: Literal["linear", "cosine", "sqrt"] = knob(
+        "linear", "wsd: linear, cosine or sqrt decay"
+    )
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ScheduleConfig:
-        return dataclass_from_dict(cls, d, "schedule")
-
-    def __post_init__(self) -> None:
-        if self.name not in ("cosine", "linear", "wsd", "constant"):
-            raise ValueError(
-                f"schedule.name must be cosine, linear, wsd or constant, got {self.name!r}"
-            )
+    def build(self, optimizer: torch.optim.Optimizer, total_steps: int):  # type: ignore[override]
+        """A ``LambdaLR`` over ``optimizer`` for a run of ``total_steps``."""
+        return build_scheduler(optimizer, self, total_steps)
 
     def factor(self, total_steps: int):
         """The ``step -> factor`` callable for a run of ``total_steps``."""

@@ -21,6 +21,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from fastllm.config import ConfigError, builder
+from fastllm.model.config import ModelConfig
+from fastllm.train.config import DataConfig
+
 
 @runtime_checkable
 class Batches(Protocol):
@@ -261,3 +265,54 @@ def split(tokens: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarr
     """Train head and validation tail."""
     n_val = max(1, int(len(tokens) * val_fraction))
     return tokens[:-n_val], tokens[-n_val:]
+
+
+def shard_data(path: str, shuffle: bool) -> Callable[[DataSpec], Batches]:
+    """A factory of resumable batches over a shard set, endless (epoch after
+    epoch, reshuffled each), each data-parallel rank reading its share."""
+    from fastllm.shards import PackedDataset, ShardLoader, ShardSet
+
+    shard_set = ShardSet(path)  # opened (and validated) once, at start
+
+    def make(spec: DataSpec) -> Batches:
+        ds = PackedDataset(
+            shard_set,
+            spec.seq_len,
+            batch_size=spec.batch_size,
+            seed=spec.seed,
+            shuffle=shuffle,
+            rank=spec.rank,
+            world_size=spec.world_size,
+            num_samples=1 << 62,
+        )
+        return ShardLoader(ds)
+
+    return make
+
+
+@builder(DataConfig)
+def build_data(
+    d: DataConfig, model: ModelConfig
+) -> tuple[Callable[[DataSpec], Batches], Callable[[DataSpec], Batches] | None]:
+    """``DataConfig.build(model_config)``: (train factory, validation factory or None)."""
+    if d.shards:
+        return shard_data(d.shards, d.shuffle), (
+            shard_data(d.val_shards, False) if d.val_shards else None
+        )
+    if d.tokens:
+        try:
+            tokens = load_tokens(d.tokens, d.token_dtype)
+        except ValueError as e:
+            raise ConfigError("data.tokens", str(e).removeprefix("data.tokens: ")) from None
+    else:
+        tokens = stdlib_bytes(d.embedded_bytes)
+    top = int(tokens.max()) if len(tokens) else 0
+    if top >= model.vocab_size:
+        raise ConfigError(
+            "data.tokens", f"holds id {top}, outside model.vocab_size={model.vocab_size}"
+        )
+    train, val = split(tokens, d.val_fraction)
+    return (
+        TokenStream.factory(train, shuffle=d.shuffle, eos_id=d.eos_id),
+        TokenStream.factory(val, shuffle=False, eos_id=d.eos_id),
+    )
