@@ -113,12 +113,33 @@ class Section:
 
     def __post_init__(self) -> None:
         if _loading[0]:
-            self.validate()
+            self.validate()  # values were coerced by the loader
             return
         try:
+            self._check_choices()
             self.validate()
         except ConfigError as e:
             raise e.under(self.table) from None
+
+    def _check_choices(self) -> None:
+        """Fields typed ``Literal[...]`` hold one of their choices (a section
+        built in code; the loader checks every type while it reads)."""
+        hints = _hints(type(self))
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            hint = hints.get(f.name)
+            args = typing.get_args(hint)
+            if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+                if getattr(self, f.name) is None:
+                    continue
+                hint = next(a for a in args if a is not type(None))
+            if typing.get_origin(hint) is typing.Literal:
+                choices = typing.get_args(hint)
+                value = getattr(self, f.name)
+                check(
+                    value in choices,
+                    f.name,
+                    f"must be one of {', '.join(map(str, choices))}, got {value!r}",
+                )
 
     def validate(self) -> None:
         """Value checks that types cannot express; raise :class:`ConfigError`
@@ -297,7 +318,10 @@ def _make_ext(tree: Any, data: Any, path: str) -> Any:
 def _make(cls: type[S], data: Any, path: str, base: S | None) -> S:
     if not isinstance(data, Mapping):
         raise ConfigError(path, f"expected a table of keys, got {data!r}")
-    data = cls.prepare(dict(data))
+    try:
+        data = cls.prepare(dict(data))
+    except ConfigError as e:
+        raise e.under(path) from None
     if base is not None and type(base) is not cls:
         base = None
     hints = _hints(cls)

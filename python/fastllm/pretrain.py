@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\n--- sample ---\n" + t)
         print(f"\nreport: {out / 'report.json'}; model: {trainer.out_dir}")
     if trainer.dist.distributed:
-        from fastllm.train.distributed import teardown
+        from fastllm.parallel.distributed import teardown
 
         teardown()
         sys.stdout.flush()

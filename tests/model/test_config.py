@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fastllm.config import ConfigError
 from fastllm.model import SIZES, Decoder, ModelConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "model"
@@ -40,9 +41,9 @@ def test_unknown_key_is_an_error_naming_it():
 
 
 def test_wrong_type_names_the_key():
-    with pytest.raises(TypeError, match="model.dim must be int"):
+    with pytest.raises(ConfigError, match="model.dim: expected an integer, got '64'"):
         ModelConfig.from_dict({"dim": "64"})
-    with pytest.raises(TypeError, match="model.tie_embeddings must be bool"):
+    with pytest.raises(ConfigError, match="model.tie_embeddings: expected true or false"):
         ModelConfig.from_dict({"tie_embeddings": 1})
     # An int where a float is expected is fine, and stored as a float.
     assert ModelConfig.from_dict({"rope_theta": 500000}).rope_theta == 500000.0

@@ -93,4 +93,4 @@ def test_cli(capsys, tmp_path):
     assert main(["--config", "7B", "--seq", "9000"]) == 2
     assert "max_seq_len=4096" in capsys.readouterr().err
     assert main(["--config", "13B"]) == 2
-    assert "neither a size" in capsys.readouterr().err
+    assert "plan.model: '13B' is neither a model size" in capsys.readouterr().err

@@ -12,8 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, for te
 
 import torch  # noqa: E402
 
+from fastllm.parallel.distributed import teardown  # noqa: E402
 from fastllm.train import Trainer  # noqa: E402
-from fastllm.train.distributed import teardown  # noqa: E402
 from tests.train.helpers import config, data  # noqa: E402
 
 

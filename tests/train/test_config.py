@@ -73,7 +73,7 @@ def test_unknown_key_in_a_toml_table(tmp_path):
     with pytest.raises(ValueError, match=r"train\.warmup: unknown key"):
         TrainConfig.load(path)
     path.write_text("[training]\nsteps = 3\n")
-    with pytest.raises(ValueError, match="training: unknown table"):
+    with pytest.raises(ValueError, match="training: unknown section"):
         TrainConfig.load(path)
 
 

@@ -35,7 +35,7 @@ def test_state_round_trip_resumes_the_sequence():
 def test_factory_takes_the_spec_and_eos_restarts_positions():
     tokens = torch.tensor([5, 6, 0, 7, 8, 9, 0, 1, 2] * 20)
     make = TokenStream.factory(tokens, shuffle=False, eos_id=0)
-    s = make(DataSpec(batch_size=2, seq_len=8, rank=1, world_size=2))
+    s = make(DataSpec(batch_size=2, seq_len=8, dp_rank=1, dp_size=2))
     assert (s.batch_size, s.rank, s.world_size) == (2, 1, 2)
     first = TokenStream(tokens, 8, 1, shuffle=False, eos_id=0)
     b = next(first)

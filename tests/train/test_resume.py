@@ -17,7 +17,6 @@ import torch
 
 from fastllm.train import TrainConfig, Trainer
 from fastllm.train import checkpoint as ckpt
-from fastllm.train.__main__ import build_data
 from fastllm.train.metrics import read_records
 
 from .helpers import config, data, tokens
@@ -130,11 +129,11 @@ def test_a_killed_process_resumes_bit_for_bit(tmp_path):
     try:
         messages: list[str] = []
         cfg = TrainConfig.load(None, _cli(run, token_file)[3:])
-        resumed = Trainer(cfg, *build_data(cfg), log=messages.append)
+        resumed = Trainer(cfg, *cfg.data.build(cfg.model), log=messages.append)
         assert any(m.startswith("resumed from") for m in messages)
         resumed.fit()
         cfg = TrainConfig.load(None, _cli(tmp_path / "straight", token_file)[3:])
-        straight = Trainer(cfg, *build_data(cfg), **QUIET).fit()
+        straight = Trainer(cfg, *cfg.data.build(cfg.model), **QUIET).fit()
     finally:
         torch.set_num_threads(threads)
     b = read_records(run / "metrics.jsonl")

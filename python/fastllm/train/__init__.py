@@ -1,4 +1,4 @@
-"""The training path: config, loop, checkpoints, metrics, export.
+"""The training path: config, loop, objectives, engine, data, checkpoints, metrics.
 
 >>> from fastllm.train import TrainConfig, Trainer, TokenStream
 >>> cfg = TrainConfig.load("configs/tiny.toml", ["--train.steps", "50"])
@@ -7,18 +7,25 @@
 
 from fastllm.train.config import DataConfig, LoopConfig, TrainConfig
 from fastllm.train.data import Batched, Batches, DataSpec, TokenStream
+from fastllm.train.engine import Engine
 from fastllm.train.guard import SpikeGuard
-from fastllm.train.loop import Trainer, apply_activation_checkpointing
+from fastllm.train.loop import Trainer
+from fastllm.train.objectives import CausalLM, LossOutput, MaskedLM, Objective, PrefixLM
 
 __all__ = [
     "Batched",
     "Batches",
+    "CausalLM",
     "DataConfig",
     "DataSpec",
+    "Engine",
     "LoopConfig",
+    "LossOutput",
+    "MaskedLM",
+    "Objective",
+    "PrefixLM",
     "SpikeGuard",
     "TokenStream",
     "TrainConfig",
     "Trainer",
-    "apply_activation_checkpointing",
 ]

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
-    from fastllm.train.distributed import teardown
+    from fastllm.parallel.distributed import teardown
     from fastllm.train.loop import Trainer
 
     trainer = Trainer(config, train, val, tokenizer_path=config.data.tokenizer or None)

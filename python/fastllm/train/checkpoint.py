@@ -2,16 +2,22 @@
 
 A checkpoint is a folder ``<root>/step_00000100`` holding, in one DCP save:
 
-- ``model`` and ``optim``: the state dicts of ``get_state_dict`` (parameter
-  names as keys, so DDP/compile wrappers and FSDP sharding do not matter);
-- ``train``: the step, scheduler, spike-guard history and loss scaler, pickled
-  (the same on every rank);
-- ``rank<r>``: that rank's RNG states (torch, CUDA, numpy, Python) and data
-  position, pickled;
+- ``model`` and ``optim``: the tensors of ``get_state_dict``'s state dicts
+  (parameter names as keys, so DDP/compile wrappers and FSDP sharding do not
+  matter) — tensors only, so DCP stores no pickled objects of ours;
 
-plus ``config.json``, the run's config. The folder is written under a temporary
-name and renamed when complete; ``<root>/latest`` names the newest one and is
-replaced atomically, so a crash at any point leaves the previous checkpoint
+plus, beside it, files that hold no pickle either:
+
+- ``train.json``: the step, schedule, spike-guard history and loss scaler
+  (the same on every rank), and the optimizer state's non-tensor part (param
+  groups' hyperparameters), with references to the tensors in DCP;
+- ``rank<r>.json`` + ``rank<r>.safetensors``: that rank's RNG states (torch,
+  CUDA, numpy, Python) and data position;
+- ``config.json``, the run's config.
+
+Loading reads JSON and safetensors only; nothing of ours is unpickled.
+The folder is written under a temporary name and renamed when complete;
+``<root>/latest`` names the newest one and is replaced atomically, so a crash at any point leaves the previous checkpoint
 intact and pointed to. DCP works without a process group on one process.
 """
 
@@ -19,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import random
 import shutil
 import warnings
@@ -36,8 +41,8 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
-from fastllm.io.atomic import write_text_atomic
-from fastllm.train.distributed import barrier
+from fastllm.io.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from fastllm.parallel.distributed import barrier
 
 LATEST = "latest"
 
@@ -68,10 +73,13 @@ def resolve(path: str | Path) -> Path:
 
 
 def rng_state() -> dict[str, Any]:
-    state = {
+    """Every RNG's state (torch, CUDA, numpy, Python) as tensors and plain values."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
+        "numpy": {"kind": kind, "keys": keys, "pos": pos, "has_gauss": has_gauss, "gauss": gauss},
+        "python": {"version": version, "state": list(internal), "gauss_next": gauss_next},
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state()
@@ -80,10 +88,107 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state(
+        (n["kind"], np.asarray(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"], n["gauss"])
+    )
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
+
+
+# ---- JSON + tensors ---------------------------------------------------------
+# A state tree of dicts, lists, tuples, scalars, tensors and numpy arrays is
+# stored as JSON where each tensor leaf is {"__tensor__": key} (numpy arrays:
+# {"__ndarray__": key, "dtype": ...}; tuples: {"__tuple__": [...]}) and the
+# tensors themselves live under those keys in DCP or a safetensors file.
+
+
+def encode(tree: Any, tensors: dict[str, torch.Tensor], path: str = "") -> Any:
+    """``tree`` as JSON-able values, its tensors moved into ``tensors``."""
+    if isinstance(tree, torch.Tensor):
+        tensors[path] = tree
+        return {"__tensor__": path}
+    if isinstance(tree, np.ndarray):
+        tensors[path] = torch.from_numpy(tree.astype(np.int64) if tree.dtype == np.uint32 else tree)
+        return {"__ndarray__": path, "dtype": str(tree.dtype)}
+    if isinstance(tree, dict):
+        out = {}
+        for k, v in tree.items():
+            if not isinstance(k, str | int):
+                raise TypeError(f"checkpoint state key {k!r} at {path!r} is not a str or int")
+            out[str(k) if isinstance(k, str) else f"__int__{k}"] = encode(v, tensors, f"{path}/{k}")
+        return out
+    if isinstance(tree, tuple):
+        return {"__tuple__": [encode(v, tensors, f"{path}/{i}") for i, v in enumerate(tree)]}
+    if isinstance(tree, list):
+        return [encode(v, tensors, f"{path}/{i}") for i, v in enumerate(tree)]
+    if isinstance(tree, np.generic):
+        return tree.item()
+    if tree is None or isinstance(tree, bool | int | float | str):
+        return tree
+    raise TypeError(f"checkpoint state at {path!r} is a {type(tree).__name__}, not JSON or a tensor")
+
+
+def decode(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """The inverse of :func:`encode`."""
+    if isinstance(tree, dict):
+        if "__tensor__" in tree:
+            return tensors[tree["__tensor__"]]
+        if "__ndarray__" in tree:
+            return tensors[tree["__ndarray__"]].numpy().astype(tree["dtype"])
+        if "__tuple__" in tree:
+            return tuple(decode(v, tensors) for v in tree["__tuple__"])
+        return {
+            (int(k[7:]) if k.startswith("__int__") else k): decode(v, tensors)
+            for k, v in tree.items()
+        }
+    if isinstance(tree, list):
+        return [decode(v, tensors) for v in tree]
+    return tree
+
+
+def _plain(tree: Any) -> Any:
+    """``tree`` encoded, refusing tensors (the shared train state is JSON only)."""
+    tensors: dict[str, torch.Tensor] = {}
+    out = encode(tree, tensors)
+    if tensors:
+        raise TypeError(f"train state holds tensors at {sorted(tensors)[:3]}; keep it JSON")
+    return out
+
+
+def _tensor_keys(tree: Any) -> list[str]:
+    if isinstance(tree, dict):
+        if "__tensor__" in tree:
+            return [tree["__tensor__"]]
+        return [k for v in tree.values() for k in _tensor_keys(v)]
+    if isinstance(tree, list):
+        return [k for v in tree for k in _tensor_keys(v)]
+    return []
+
+
+def _write_rank(folder: Path, rank: int, state: dict[str, Any]) -> None:
+    from safetensors.torch import save as save_tensors
+
+    tensors: dict[str, torch.Tensor] = {}
+    tree = encode(state, tensors)
+    flat = {k: t.detach().cpu().contiguous() for k, t in tensors.items()}
+    write_bytes_atomic(folder / f"rank{rank}.safetensors", save_tensors(flat))
+    write_json_atomic(folder / f"rank{rank}.json", tree)
+
+
+def read_state(folder: str | Path, rank: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(train.json's tree, this rank's state) of a checkpoint folder, with the
+    rank's tensors decoded; the optimizer's tensors stay references (they are
+    in DCP). Reads JSON and safetensors only."""
+    from safetensors.torch import load as load_tensors
+
+    folder = Path(folder)
+    shared = json.loads((folder / "train.json").read_text())
+    tree = json.loads((folder / f"rank{rank}.json").read_text())
+    tensors = load_tensors((folder / f"rank{rank}.safetensors").read_bytes())
+    return shared, decode(tree, tensors)
 
 
 write_atomic = write_text_atomic  # the name the loop uses
@@ -112,16 +217,17 @@ def save(
             shutil.rmtree(tmp)
     barrier()
     msd, osd = get_state_dict(model, optimizer)
-    state = {
-        "model": msd,
-        "optim": osd,
-        "train": pickle.dumps(train_state),
-        f"rank{rank}": pickle.dumps(rank_state),
-    }
+    optim_tensors: dict[str, torch.Tensor] = {}
+    optim_tree = encode(osd, optim_tensors)
     with warnings.catch_warnings():
         # "torch.distributed is ... uninitialized, assuming ... a single process": yes.
         warnings.filterwarnings("ignore", message="torch.distributed is disabled")
-        dcp.save(state, checkpoint_id=tmp)
+        dcp.save({"model": msd, "optim": optim_tensors}, checkpoint_id=tmp)
+    _write_rank(tmp, rank, rank_state)
+    if rank == 0:
+        write_json_atomic(
+            tmp / "train.json", {"format": 2, "train": _plain(train_state), "optim": optim_tree}
+        )
     barrier()
     if rank == 0:
         if config_json is not None:
@@ -152,21 +258,33 @@ def load(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Load model (and optimizer) in place; returns (train_state, rank_state)."""
     path = resolve(path)
-    if optimizer is not None:
-        msd, osd = get_state_dict(model, optimizer)
-        state: dict[str, Any] = {"model": msd, "optim": osd, "train": b"", f"rank{rank}": b""}
-    else:
-        state = {"model": get_model_state_dict(model)}
+    if not (path / "train.json").is_file():
+        raise ValueError(f"{path} is not a checkpoint of this version (no train.json)")
+    shared, rank_state = read_state(path, rank) if optimizer is not None else ({}, {})
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        if optimizer is None:
+            state: dict[str, Any] = {"model": get_model_state_dict(model)}
+            dcp.load(state, checkpoint_id=path)
+            set_model_state_dict(model, state["model"])
+            return {}, {}
+        msd, osd = get_state_dict(model, optimizer)
+        mine: dict[str, torch.Tensor] = {}
+        encode(osd, mine)
+        wanted = _tensor_keys(shared["optim"])
+        missing = [k for k in wanted if k not in mine]
+        if missing:
+            raise ValueError(f"{path}: optimizer state {missing[:3]} has no match in this optimizer")
+        optim_tensors = {k: mine[k] for k in wanted}
+        state = {"model": msd, "optim": optim_tensors}
         dcp.load(state, checkpoint_id=path)
-    if optimizer is None:
-        set_model_state_dict(model, state["model"])
-        return {}, {}
     set_state_dict(
-        model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"]
+        model,
+        optimizer,
+        model_state_dict=state["model"],
+        optim_state_dict=decode(shared["optim"], state["optim"]),
     )
-    return pickle.loads(state["train"]), pickle.loads(state[f"rank{rank}"])
+    return decode(shared["train"], {}), rank_state
 
 
 def _fsync_dir(path: Path) -> None:

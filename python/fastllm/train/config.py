@@ -1,7 +1,7 @@
 """``TrainConfig``: every knob of a pretraining run, from TOML plus dotted overrides.
 
 A run config is a TOML file with the tables ``[model]``, ``[optim]``,
-``[schedule]``, ``[train]`` and ``[data]`` (see :mod:`fastllm.config`); each
+``[schedule]``, ``[train]``, ``[data]`` and ``[objective]`` (see :mod:`fastllm.config`); each
 table is a typed section and every field has a default and a one-line doc
 (``TrainConfig.describe()``, ``python -m fastllm.train --describe``).
 Command lines override fields at any depth: ``--train.steps 200 --optim.name
@@ -19,6 +19,7 @@ from fastllm.config import ConfigError, Section, check, knob, section
 from fastllm.model.config import ModelConfig
 from fastllm.optim.routing import OptimConfig
 from fastllm.optim.schedule import ScheduleConfig
+from fastllm.train.objectives import ObjectiveConfig
 
 
 @dataclass(frozen=True)
@@ -121,13 +122,14 @@ class DataConfig(Section):
 
 @dataclass(frozen=True)
 class TrainConfig(Section):
-    """A whole run: model, optimizer, schedule, loop and data."""
+    """A whole run: model, optimizer, schedule, loop, data and objective."""
 
     model: ModelConfig = section(ModelConfig)
     optim: OptimConfig = section(OptimConfig)
     schedule: ScheduleConfig = section(ScheduleConfig)
     train: LoopConfig = section(LoopConfig)
     data: DataConfig = section(DataConfig)
+    objective: ObjectiveConfig = section(ObjectiveConfig)
 
     def validate(self) -> None:
         check(
@@ -139,6 +141,12 @@ class TrainConfig(Section):
             self.schedule.factor(self.train.steps)
         except ValueError as e:
             raise ConfigError("", str(e)) from None
+        mask_id = self.objective.mask_id
+        check(
+            mask_id < self.model.vocab_size,
+            "objective.mask_id",
+            f"{mask_id} is outside model.vocab_size={self.model.vocab_size}",
+        )
         eos = self.data.eos_id
         check(
             eos is None or 0 <= eos < self.model.vocab_size,

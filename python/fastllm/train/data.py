@@ -43,8 +43,8 @@ class DataSpec:
 
     batch_size: int  # sequences per micro-batch on this rank
     seq_len: int
-    rank: int = 0
-    world_size: int = 1
+    dp_rank: int = 0  # this rank's index among the data-parallel replicas (from the mesh)
+    dp_size: int = 1  # data-parallel degree: the replicas reading different batches
     seed: int = 0
 
 
@@ -121,8 +121,8 @@ class TokenStream:
                 tokens,
                 spec.seq_len,
                 spec.batch_size,
-                rank=spec.rank,
-                world_size=spec.world_size,
+                rank=spec.dp_rank,
+                world_size=spec.dp_size,
                 **opts,
             )
 
@@ -281,8 +281,8 @@ def shard_data(path: str, shuffle: bool) -> Callable[[DataSpec], Batches]:
             batch_size=spec.batch_size,
             seed=spec.seed,
             shuffle=shuffle,
-            rank=spec.rank,
-            world_size=spec.world_size,
+            rank=spec.dp_rank,
+            world_size=spec.dp_size,
             num_samples=1 << 62,
         )
         return ShardLoader(ds)

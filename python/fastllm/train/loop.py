@@ -1,12 +1,18 @@
 """The training loop: ``Trainer(config, train_data, val_data).fit()``.
 
-One optimizer step reads ``grad_accum`` micro-batches on each rank, runs them
-forward under autocast and backward (DDP syncs gradients on the last one
-only), clips the global gradient norm, asks the spike guard, then steps the
-optimizer (or skips), the loss scaler and the schedule. The loss is the mean
-over every label token of the global batch, whatever the split over ranks and
-micro-batches, so a run's losses do not depend on the world size or on
-``grad_accum`` beyond float rounding.
+One optimizer step reads ``grad_accum`` micro-batches on each data-parallel
+rank, lets the objective decide their targets, counts the step's target
+tokens over every micro-batch and rank, then runs each micro-batch forward
+under autocast and backward through the engine (gradients reduced over
+replicas on the last one only), clips the global gradient norm, asks the
+spike guard, and steps (or skips). Each micro-batch's loss is its *summed*
+loss divided by the step's global target-token count, so the gradient is the
+one of the whole global batch whatever its split over ranks and micro-batches.
+
+The seams: ``parallel.parallelize`` wraps the model, the mesh gives the data
+its data-parallel rank, the :class:`~fastllm.train.objectives.Objective`
+says what the loss is, and the :class:`~fastllm.train.engine.Engine` owns
+backward and the optimizer step.
 """
 
 from __future__ import annotations
@@ -23,21 +29,18 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.utils.checkpoint import checkpoint
 
-from fastllm.model import Decoder
 from fastllm.model.plan import H100_BF16_TFLOPS, flops_per_token
-from fastllm.optim import build_optimizer, build_scheduler, route_parameters, routing_summary
+from fastllm.optim import route_parameters, routing_summary
+from fastllm.parallel import Mesh, build_mesh, parallelize, setup
 from fastllm.train import checkpoint as ckpt
 from fastllm.train.config import TrainConfig
 from fastllm.train.data import DataSource, DataSpec, resolve
-from fastllm.train.distributed import DistInfo, all_reduce_sum, setup
+from fastllm.train.engine import Engine
 from fastllm.train.guard import SpikeGuard
 from fastllm.train.metrics import MetricsWriter, plot_loss_curve, read_records
+from fastllm.train.objectives import IGNORE, Objective, token_loss_sums
 
-IGNORE = -100
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -47,32 +50,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def apply_activation_checkpointing(model: Decoder) -> None:
-    """Recompute each block in backward (``torch.utils.checkpoint``), applied from
-    outside the model: the block's ``forward`` is wrapped on the instance, so
-    parameter names and state dicts stay as they are."""
-    for block in model.layers.values():
-        inner = block.forward
-
-        def forward(*args: Any, _inner: Callable = inner, **kwargs: Any) -> torch.Tensor:
-            return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
-
-        block.forward = forward
-
-
-def loss_sums(
-    logits: torch.Tensor, labels: torch.Tensor, z_loss: bool = True
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy and summed z-loss term logsumexp(logits)² (zero
-    unless ``z_loss``) over the label tokens, in float32."""
-    flat = logits.flatten(0, 1).float()
-    target = labels.flatten()
-    ce = F.cross_entropy(flat, target, ignore_index=IGNORE, reduction="sum")
-    if not z_loss:
-        return ce, torch.zeros((), device=ce.device)
-    valid = target != IGNORE
-    z = (flat.logsumexp(-1).square() * valid).sum()
-    return ce, z
+def step_generator(seed: int, step: int, dp_rank: int, micro: int) -> torch.Generator:
+    """The generator of one micro-batch's random targets: a function of where
+    it is in the run, so a resumed run draws what the uninterrupted one did."""
+    state = np.random.SeedSequence([seed, step, dp_rank, micro]).generate_state(2, np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
 
 
 class Trainer:
@@ -94,34 +76,34 @@ class Trainer:
     ) -> None:
         self.config = config
         c = config.train
-        self.dist: DistInfo = setup(c.device, c.dist_timeout_s)
-        self.device = self.dist.device
-        self.log = log if self.dist.is_main else (lambda _msg: None)
+        self.mesh: Mesh = build_mesh(setup(c.device, c.dist_timeout_s))
+        self.dist = self.mesh.info
+        self.device = self.mesh.device
+        self.log = log if self.mesh.is_main else (lambda _msg: None)
         self.out_dir = Path(c.out_dir)
         self.ckpt_root = self.out_dir / "checkpoints"
         seed_everything(c.seed)
 
-        self.model = Decoder(config.model).to(self.device)
-        if c.activation_checkpointing:
-            apply_activation_checkpointing(self.model)
-        net: nn.Module = self.model
-        if self.dist.distributed:
-            net = nn.parallel.DistributedDataParallel(
-                net, device_ids=[self.device.index] if self.device.type == "cuda" else None
-            )
-        if c.compile:
-            net = torch.compile(net)
-        self.net = net
-        self.optimizer = build_optimizer(self.model, config.optim)
-        self.scheduler = build_scheduler(self.optimizer, config.schedule, c.steps)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=c.dtype == "fp16")
+        self.model = config.model.build(self.device)
+        self.objective: Objective = config.objective.build(config)
+        optimizer = config.optim.build(self.model)
+        self.engine = Engine(
+            self.model,
+            parallelize(self.model, config, self.mesh),
+            optimizer,
+            config.schedule.build(optimizer, c.steps),
+            fp16=c.dtype == "fp16",
+            device=self.device,
+        )
+        self.optimizer = optimizer
         self.guard = SpikeGuard(
             c.spike_factor, c.spike_window, c.spike_min_history, c.spike_norm_factor
         )
         self.step = 0
 
-        self.micro_batch = c.micro_batch(self.dist.world_size)
-        spec = DataSpec(self.micro_batch, c.seq, self.dist.rank, self.dist.world_size, c.seed)
+        dp = self.mesh.dp_size
+        self.micro_batch = c.micro_batch(dp)
+        spec = DataSpec(self.micro_batch, c.seq, self.mesh.dp_rank, dp, c.seed)
         self.train_data = resolve(train_data, spec)
         self._train_iter = iter(self.train_data)
         self.val_data = resolve(val_data, spec) if val_data is not None else None
@@ -139,7 +121,8 @@ class Trainer:
             if tokenizer_path is not None:
                 shutil.copyfile(tokenizer_path, self.out_dir / "tokenizer.json")
         self.log(
-            f"model: {self.model.num_params():,} parameters; world {self.dist.world_size}, "
+            f"model: {self.model.num_params():,} parameters; world {self.dist.world_size} "
+            f"(data parallel {dp}), objective {config.objective.name}, "
             f"micro-batch {self.micro_batch} × {c.seq}, grad_accum {c.grad_accum}, "
             f"{c.batch * c.seq:,} tokens/step, {c.dtype} on {self.device}"
         )
@@ -155,65 +138,58 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def _forward(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        pos = batch.get("position_ids")
-        with self._autocast():
-            return net(
-                batch["input_ids"].to(self.device, non_blocking=True),
-                position_ids=None if pos is None else pos.to(self.device, non_blocking=True),
-            )
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
     def train_step(self) -> dict[str, Any]:
         """One optimizer step (or a skipped one); returns its metrics."""
         c = self.config.train
         t0 = time.perf_counter()
-        batches = list(islice(self._train_iter, c.grad_accum))
-        if len(batches) < c.grad_accum:
+        raw = list(islice(self._train_iter, c.grad_accum))
+        if len(raw) < c.grad_accum:
             raise RuntimeError(f"training data ran out at step {self.step}")
-        # Normalize by the label tokens of the whole global batch, counted up front,
-        # so every token weighs the same whatever the split over ranks and micro-batches.
-        n_tokens = torch.tensor(
-            [float(sum(int((b["labels"] != IGNORE).sum()) for b in batches))], dtype=torch.float64
-        )
-        n_global = float(all_reduce_sum(n_tokens.to(self.device)).item())
-        scale = self.dist.world_size / max(n_global, 1.0)  # DDP averages gradients over ranks
-        ddp = self.dist.distributed
-        sums = torch.zeros(2, dtype=torch.float64, device=self.device)
-        self.optimizer.zero_grad(set_to_none=True)
+        batches = [
+            self.objective.prepare(
+                self._to_device(b), step_generator(c.seed, self.step, self.mesh.dp_rank, i)
+            )
+            for i, b in enumerate(raw)
+        ]
+        # The step's target tokens over every micro-batch and data-parallel rank,
+        # counted before any forward: each micro-batch's summed loss is divided by it.
+        count = torch.stack([self.objective.targets(b) for b in batches]).sum().double()
+        n_global = float(self.mesh.all_reduce_dp(count.reshape(1)).item())
+        # DDP averages gradients over the replicas; multiplying by their number
+        # turns that average back into the sum the global normalization needs.
+        scale = self.mesh.dp_size / max(n_global, 1.0)
+        engine = self.engine
+        sums: dict[str, torch.Tensor] = {}
+        engine.zero_grad()
         for i, batch in enumerate(batches):
-            last = i == len(batches) - 1
-            sync = contextlib.nullcontext() if last or not ddp else self._no_sync()
-            with sync:
-                logits = self._forward(self.net, batch)
-                labels = batch["labels"].to(self.device, non_blocking=True)
-                ce, z = loss_sums(logits, labels, z_loss=c.z_loss > 0)
-                loss = (ce + c.z_loss * z) * scale if c.z_loss else ce * scale
-                self.scaler.scale(loss).backward()
-            sums += torch.stack([ce.detach(), z.detach()]).double()
-        all_reduce_sum(sums)
-        loss_value = float(sums[0].item()) / max(n_global, 1.0)
-        z_value = float(sums[1].item()) / max(n_global, 1.0)
+            with engine.accumulate(sync=i == len(batches) - 1):
+                with self._autocast():
+                    out = self.objective(engine.module, batch)
+                engine.backward(out.loss * scale)
+            for k, v in out.metrics.items():
+                sums[k] = sums.get(k, 0) + v.double()
+        names = sorted(sums)
+        reduced = self.mesh.all_reduce_dp(torch.stack([sums[k] for k in names]))
+        values = {k: float(v) / max(n_global, 1.0) for k, v in zip(names, reduced, strict=True)}
+        loss_value = values.pop("loss")
 
-        self.scaler.unscale_(self.optimizer)
-        grad_norm = float(
-            nn.utils.clip_grad_norm_(self.model.parameters(), c.clip if c.clip > 0 else math.inf)
-        )
-        lr = self.scheduler.get_last_lr()[0]
+        grad_norm = engine.clip_grad_norm(c.clip)
+        lr = engine.lr
         reason = self.guard.check(loss_value, grad_norm)
-        if reason == "nonfinite_grad_norm" and self.scaler.is_enabled():
+        if reason == "nonfinite_grad_norm" and engine.scaler.is_enabled():
             reason = "fp16_overflow"  # the loss scaler lowers its scale and the run goes on
+        engine.step(apply=reason is None)
         if reason is None:
-            self.scaler.step(self.optimizer)
             self.guard.accept(loss_value, grad_norm)
         else:
             self.guard.skip(reason)
-            self.optimizer.zero_grad(set_to_none=True)
             self.log(
                 f"step {self.step + 1}: update skipped ({reason}: loss {loss_value:.4g}, "
                 f"grad norm {grad_norm:.4g}); {self.guard.skips} skipped so far"
             )
-        self.scaler.update()
-        self.scheduler.step()
         self.step += 1
         dt = time.perf_counter() - t0
         tokens = c.batch * c.seq
@@ -228,19 +204,12 @@ class Trainer:
             "skipped": reason is not None,
             "skips": self.guard.skips,
         }
-        if c.z_loss:
-            record["z_loss"] = z_value
+        record.update(values)
         if self.peak_flops:
             record["mfu"] = tokens * self.flops_per_token / dt / self.peak_flops
         if c.dtype == "fp16":
-            record["loss_scale"] = float(self.scaler.get_scale())
+            record["loss_scale"] = engine.loss_scale
         return record
-
-    def _no_sync(self) -> contextlib.AbstractContextManager:
-        ddp = self.net
-        while not isinstance(ddp, nn.parallel.DistributedDataParallel):
-            ddp = ddp._orig_mod  # torch.compile's wrapper
-        return ddp.no_sync()
 
     # ---- evaluation ----------------------------------------------------------
     @torch.no_grad()
@@ -254,12 +223,13 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         for batch in islice(iter(self.val_data), self.config.train.eval_batches):
-            logits = self._forward(self.model, batch)
-            labels = batch["labels"].to(self.device)
-            ce, _ = loss_sums(logits, labels, z_loss=False)
-            sums += torch.stack([ce.double(), (labels != IGNORE).sum().double()])
+            batch = self._to_device(batch)
+            with self._autocast():
+                logits = self.model(batch["input_ids"], position_ids=batch.get("position_ids"))
+            ce, _ = token_loss_sums(logits, batch["labels"])
+            sums += torch.stack([ce.double(), (batch["labels"] != IGNORE).sum().double()])
         self.model.train(was_training)
-        all_reduce_sum(sums)
+        self.mesh.all_reduce_dp(sums)
         val = float(sums[0] / sums[1].clamp(min=1))
         return {"val_loss": val, "val_ppl": math.exp(min(val, 700.0))}
 
@@ -316,9 +286,8 @@ class Trainer:
     def save(self) -> Path:
         train_state = {
             "step": self.step,
-            "scheduler": self.scheduler.state_dict(),
+            "engine": self.engine.state_dict(),
             "guard": self.guard.state_dict(),
-            "scaler": self.scaler.state_dict(),
         }
         rank_state = {"rng": ckpt.rng_state(), "data": self.train_data.state_dict()}
         return ckpt.save(
@@ -338,9 +307,8 @@ class Trainer:
         path = ckpt.resolve(path)
         train_state, rank_state = ckpt.load(path, self.model, self.optimizer, rank=self.dist.rank)
         self.step = int(train_state["step"])
-        self.scheduler.load_state_dict(train_state["scheduler"])
+        self.engine.load_state_dict(train_state["engine"])
         self.guard.load_state_dict(train_state["guard"])
-        self.scaler.load_state_dict(train_state["scaler"])
         self.train_data.load_state_dict(rank_state["data"])
         self._train_iter = iter(self.train_data)
         ckpt.set_rng_state(rank_state["rng"])
