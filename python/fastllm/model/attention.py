@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fastllm.model.cache import CachedMask, KVCache
 from fastllm.model.config import ModelConfig
 from fastllm.model.masks import AttentionMask
 from fastllm.model.rope import apply_rope
@@ -23,8 +24,14 @@ class Attention(nn.Module):
         self.wo = nn.Linear(config.n_heads * self.head_dim, config.dim, bias=False)
 
     def forward(
-        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: AttentionMask
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        mask: AttentionMask | CachedMask,
+        cache: tuple[KVCache, str] | None = None,
     ) -> torch.Tensor:
+        """``cache``: (the cache, this layer's name); the new keys and values are
+        written to it and the queries attend over everything it holds."""
         B, T, _ = x.shape
         # -1 rather than n_heads: under tensor parallelism each rank holds a slice of heads.
         q = self.wq(x).view(B, T, -1, self.head_dim)
@@ -32,7 +39,11 @@ class Attention(nn.Module):
         v = self.wv(x).view(B, T, -1, self.head_dim)
         cos, sin = rope
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        out = mask.attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        if cache is not None:
+            kv, layer = cache
+            k, v = kv.update(layer, k, v)
+        out = mask.attend(q, k, v)
         return self.wo(out.transpose(1, 2).reshape(B, T, -1))
 
     def init_weights(self, std: float, out_std: float) -> None:

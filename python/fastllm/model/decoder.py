@@ -17,6 +17,7 @@ from torch import nn
 
 from fastllm.config import builder
 from fastllm.model.attention import Attention
+from fastllm.model.cache import CachedMask, KVCache
 from fastllm.model.config import ModelConfig
 from fastllm.model.feed_forward import FeedForward
 from fastllm.model.masks import AttentionMask
@@ -33,9 +34,13 @@ class Block(nn.Module):
         self.feed_forward = FeedForward(config.dim, config.hidden_dim)
 
     def forward(
-        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], mask: AttentionMask
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        mask: AttentionMask | CachedMask,
+        cache: tuple[KVCache, str] | None = None,
     ) -> torch.Tensor:
-        x = x + self.attention(self.attention_norm(x), rope, mask)
+        x = x + self.attention(self.attention_norm(x), rope, mask, cache)
         return x + self.feed_forward(self.ffn_norm(x))
 
 
@@ -64,6 +69,8 @@ class Decoder(nn.Module):
         position_ids: torch.Tensor | None = None,
         doc_ids: torch.Tensor | None = None,
         prefix_len: int | torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        last_only: bool = False,
     ) -> torch.Tensor:
         """Logits for ``tokens`` [B, T] (long), or the next stage's output when
         this is a pipeline stage without a head.
@@ -73,25 +80,50 @@ class Decoder(nn.Module):
           boundaries and ``doc_ids`` is not given, they define the documents.
         - ``prefix_len`` (int or [B]): prefix-LM; the first ``prefix_len`` tokens
           attend to each other bidirectionally.
+        - ``cache``: incremental decoding (:mod:`fastllm.model.cache`): ``tokens``
+          follow what the cache holds (a prefill when it is empty), their keys
+          and values are appended, positions come from the cache's rows.
+        - ``last_only``: only the last position's output [B, 1, ...] (the head
+          runs on one token per row: what sampling needs).
         """
         B, T = tokens.shape[:2]
-        if T > self.config.max_seq_len:
-            raise ValueError(
-                f"sequence length {T} exceeds model.max_seq_len={self.config.max_seq_len}"
+        mask: AttentionMask | CachedMask
+        if cache is not None:
+            if doc_ids is not None or position_ids is not None or prefix_len is not None:
+                raise ValueError(
+                    "a KV cache takes plain causal rows: no doc_ids, position_ids or prefix_len"
+                )
+            if cache.batch != B:
+                raise ValueError(f"the KV cache holds {cache.batch} rows, tokens have {B}")
+            cache.check(T)
+            if cache.max_position(T) >= self.config.max_seq_len:
+                raise ValueError(
+                    f"position {cache.max_position(T)} exceeds "
+                    f"model.max_seq_len={self.config.max_seq_len}"
+                )
+            mask, position_ids = cache.mask(T), cache.positions(T)
+        else:
+            if T > self.config.max_seq_len:
+                raise ValueError(
+                    f"sequence length {T} exceeds model.max_seq_len={self.config.max_seq_len}"
+                )
+            mask = AttentionMask.build(
+                B,
+                T,
+                tokens.device,
+                doc_ids=doc_ids,
+                position_ids=position_ids,
+                prefix_len=prefix_len,
+                kernel=self.config.attention,
             )
-        mask = AttentionMask.build(
-            B,
-            T,
-            tokens.device,
-            doc_ids=doc_ids,
-            position_ids=position_ids,
-            prefix_len=prefix_len,
-            kernel=self.config.attention,
-        )
         rope = rope_at(self.rope_cos, self.rope_sin, T, position_ids)
         h = self.tok_embeddings(tokens) if self.tok_embeddings is not None else tokens
-        for block in self.layers.values():
-            h = block(h, rope, mask)
+        for name, block in self.layers.items():
+            h = block(h, rope, mask, None if cache is None else (cache, name))
+        if cache is not None:
+            cache.advance(T)
+        if last_only:
+            h = h[:, -1:]
         if self.norm is not None:
             h = self.norm(h)
         if self.output is not None:
