@@ -7,7 +7,7 @@ slots filled so far) and a step is one slice assignment, not a scatter; the
 last column of a prefill is every row's last prompt token. Slots are not
 positions: the RoPE position of slot ``s`` in row ``b`` is ``s - start[b]``
 (the token's true position in its own sequence), so a row computes what it
-would alone.
+would alone, and stays within ``max_seq_len`` exactly when it would alone.
 
 Which keys a query at slot ``q`` of row ``b`` sees: ``start[b] <= k <= q``
 (its own tokens, causally), and ``k == q`` so that a pad query attends to
