@@ -235,9 +235,7 @@ def test_stop_tokens_end_rows_and_the_call():
             assert row == full
     # Every row stops at once: the call ends there.
     firsts = [row[0] for row in greedy]
-    assert generate(model, PROMPTS, 16, temperature=0, stop_tokens=firsts) == [
-        [t] for t in firsts
-    ]
+    assert generate(model, PROMPTS, 16, temperature=0, stop_tokens=firsts) == [[t] for t in firsts]
 
 
 def test_generate_checks_its_arguments():

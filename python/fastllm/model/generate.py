@@ -234,7 +234,9 @@ class GenerateConfig(Section):
     device: str = knob("cpu", "torch device to run on")
 
     def validate(self) -> None:
-        check(self.max_new_tokens >= 0, "max_new_tokens", f"must be >= 0, got {self.max_new_tokens}")
+        check(
+            self.max_new_tokens >= 0, "max_new_tokens", f"must be >= 0, got {self.max_new_tokens}"
+        )
         check(self.temperature >= 0, "temperature", f"must be >= 0, got {self.temperature}")
         check(self.top_k >= 0, "top_k", f"must be >= 0, got {self.top_k}")
         check(0 < self.top_p <= 1, "top_p", f"must be in (0, 1], got {self.top_p}")
