@@ -72,8 +72,18 @@ def knob(default: Any = dataclasses.MISSING, doc: str = "", *, factory: Any = No
 
 
 def section(cls: type, doc: str = "") -> Any:
-    """A nested section field, defaulting to ``cls()``."""
-    return dataclasses.field(default_factory=cls, metadata={"doc": doc})
+    """A nested section field, defaulting to ``cls()``. The default is built
+    unchecked (a section may require a field that only its parent's command
+    line gives); the parent checks it when it is built, under its path."""
+
+    def default() -> Any:
+        _unchecked[0] += 1
+        try:
+            return cls()
+        finally:
+            _unchecked[0] -= 1
+
+    return dataclasses.field(default_factory=default, metadata={"doc": doc})
 
 
 def check(ok: bool, path: str, message: str) -> None:
@@ -95,6 +105,7 @@ def builder(section_cls: type[S]) -> Callable[[Callable[..., T]], Callable[..., 
 
 
 _loading = [0]  # > 0 while _make builds sections (their paths are set by the loader)
+_unchecked = [0]  # > 0 while a section field's default is built (checked by its parent)
 
 
 class Section:
@@ -112,14 +123,28 @@ class Section:
     _extensions: ClassVar[dict[str, type]]
 
     def __post_init__(self) -> None:
+        if _unchecked[0]:
+            return
         if _loading[0]:
             self.validate()  # values were coerced by the loader
             return
         try:
             self._check_choices()
+            self._check_children()
             self.validate()
         except ConfigError as e:
             raise e.under(self.table) from None
+
+    def _check_children(self) -> None:
+        """Sections left at their (unchecked) defaults are checked here."""
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            child = getattr(self, f.name)
+            if isinstance(child, Section):
+                try:
+                    child._check_children()
+                    child.validate()
+                except ConfigError as e:
+                    raise e.under(f.name) from None
 
     def _check_choices(self) -> None:
         """Fields typed ``Literal[...]`` hold one of their choices (a section
@@ -347,6 +372,13 @@ def _make(cls: type[S], data: Any, path: str, base: S | None) -> S:
             if path:
                 raise ConfigError(sub, f"unknown key (keys of [{path}]: {', '.join(known)})")
             raise ConfigError(sub, f"unknown section (sections: {', '.join(known)})")
+    if base is None:  # sections the data leaves out are built (and checked) at their path
+        for key, f in fields.items():
+            if key not in kwargs:
+                sec, _ = _section_of(hints[key])
+                current = _default(f)
+                if sec is not None and isinstance(current, sec):
+                    kwargs[key] = _make(sec, {}, _join(path, key), current)
     _loading[0] += 1
     try:
         obj = dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)

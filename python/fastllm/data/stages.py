@@ -138,10 +138,7 @@ class Quality:
         self.name = family
         self.config = QualityFilterConfig(**{f: None for f in FAMILIES})
         setattr(self.config, family, _base(section))
-        try:  # the kernel's own checks, before any work
-            quality_filter([], self.config)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(str(e).replace("filters.", "filter.", 1)) from None
+        quality_filter([], self.config)  # the kernel takes it (checked at load already)
 
     def __call__(self, table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
         from fastllm.data.filters import filter_stage
@@ -179,11 +176,12 @@ def load_stage(spec: str) -> Stage:
     try:
         factory = getattr(importlib.import_module(mod_name), attr)
     except (ImportError, AttributeError) as e:
-        raise ConfigError(f"filter.stages: cannot load {spec!r}: {e}") from None
+        raise ConfigError("filter.stages", f"cannot load {spec!r}: {e}") from None
     stage = factory()
     if not isinstance(stage, Stage):
         raise ConfigError(
-            f"filter.stages: {spec!r} returned {type(stage).__name__}, "
+            "filter.stages",
+            f"{spec!r} returned {type(stage).__name__}, "
             "not a Stage (a callable with a .name)"
         )
     return stage

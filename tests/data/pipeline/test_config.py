@@ -30,7 +30,6 @@ from .conftest import run_cli
         (["--filter.langid.min_confidence", "2"], "filter.langid.min_confidence"),
         (["--filter.langid.languages", "[1]"], "filter.langid.languages[0]"),
         (["--filter.langid", "1"], "filter.langid"),
-        (["--pii.email", "3"], "pii.email"),
         (["--pii.name", "x"], "pii.name"),
         (["--dedup.mode", "cloud"], "dedup.mode"),
         (["--dedup.verify", "maybe"], "dedup.verify"),

@@ -118,7 +118,7 @@ class Runner:
             try:
                 self.tokenizer = Tokenizer.from_file(cfg.tokenizer.path)
             except (OSError, ValueError) as e:
-                raise ConfigError(f"tokenizer.path: {cfg.tokenizer.path}: {e}") from None
+                raise ConfigError("tokenizer.path", f"{cfg.tokenizer.path}: {e}") from None
         self._batches = 0  # batches written in this process (for the kill hook)
         self.fingerprint = cfg.fingerprint("input", "filter", "pii", "dedup") + (
             "x" if cfg.run.extract else "r"
@@ -534,6 +534,7 @@ def finished_report(out: Path, fingerprint: str) -> dict[str, Any] | None:
     report = json.loads((out / REPORT).read_text(encoding="utf-8"))
     if report.get("fingerprint") != fingerprint:
         raise ConfigError(
+            "output.dir",
             f"{out}: finished with other settings (input/filter/pii/dedup/run.extract); "
             "use --force to redo it, or another --output"
         )
