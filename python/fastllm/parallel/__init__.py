@@ -1,16 +1,29 @@
-"""Parallel training: process groups, the device mesh, and ``parallelize``."""
+"""Parallel training: ``[parallel]``, process groups, the device mesh, ``parallelize``."""
 
+from fastllm.parallel.config import Degrees, ParallelConfig
 from fastllm.parallel.distributed import DistInfo, all_reduce_sum, barrier, setup, teardown
 from fastllm.parallel.mesh import Mesh, build_mesh
-from fastllm.parallel.parallelize import apply_activation_checkpointing, no_sync, parallelize
+from fastllm.parallel.parallelize import (
+    apply_activation_checkpointing,
+    apply_fsdp,
+    apply_tensor_parallel,
+    clip_grad_norm,
+    no_sync,
+    parallelize,
+)
 
 __all__ = [
+    "Degrees",
     "DistInfo",
     "Mesh",
+    "ParallelConfig",
     "all_reduce_sum",
     "apply_activation_checkpointing",
+    "apply_fsdp",
+    "apply_tensor_parallel",
     "barrier",
     "build_mesh",
+    "clip_grad_norm",
     "no_sync",
     "parallelize",
     "setup",

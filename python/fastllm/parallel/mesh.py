@@ -1,10 +1,11 @@
 """The device mesh of a run: named dimensions over the world's processes.
 
-Today the mesh has one dimension, ``dp`` (data parallel, the whole world);
-the parallelism issue adds ``dp_replicate``/``dp_shard``/``tp``/``pp`` to the
-same object. Everything that needs "which data-parallel rank am I" asks the
-mesh, never the global rank: under tensor or pipeline parallelism the two
-differ, and ranks of one tensor-parallel group must read the same batch.
+The mesh has the dimensions ``dp_replicate``, ``dp_shard`` and ``tp`` (in
+that order, the last varying fastest, so a tensor-parallel group sits on
+neighbouring ranks — one node's GPUs), plus ``dp``, the two data-parallel
+dimensions flattened. Everything that needs "which data-parallel rank am I"
+asks the mesh, never the global rank: ranks of one tensor-parallel group read
+the same batch.
 """
 
 from __future__ import annotations
@@ -15,15 +16,19 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from fastllm.parallel.config import Degrees, ParallelConfig
 from fastllm.parallel.distributed import DistInfo
+
+DIMS = ("dp_replicate", "dp_shard", "tp")
 
 
 @dataclass(frozen=True)
 class Mesh:
-    """This process's place in the run: its :class:`DistInfo` and, when the run
-    is distributed, the ``torch.distributed`` ``DeviceMesh`` with named dims."""
+    """This process's place in the run: its :class:`DistInfo`, the degrees and,
+    when the run is distributed, the ``DeviceMesh`` with named dimensions."""
 
     info: DistInfo
+    degrees: Degrees = Degrees(1, 1, 1)
     device_mesh: Any = None  # torch.distributed.device_mesh.DeviceMesh | None
 
     @property
@@ -38,28 +43,30 @@ class Mesh:
     def world_size(self) -> int:
         return self.info.world_size
 
-    def _dim(self, name: str) -> Any:
-        if self.device_mesh is None or name not in (self.device_mesh.mesh_dim_names or ()):
-            return None
+    def __getitem__(self, name: str | tuple[str, ...]) -> Any:
+        """The sub-mesh of one dimension (or several), for a wrapper."""
+        if self.device_mesh is None:
+            raise ValueError("a one-process run has no device mesh")
         return self.device_mesh[name]
 
     @property
     def dp_size(self) -> int:
         """Data-parallel degree: how many different batches one step reads."""
-        sub = self._dim("dp")
-        return 1 if sub is None else sub.size()
+        return self.degrees.dp
 
     @property
     def dp_rank(self) -> int:
         """This process's index among the data-parallel replicas."""
-        sub = self._dim("dp")
-        return 0 if sub is None else sub.get_local_rank()
+        return 0 if self.device_mesh is None else self.device_mesh["dp"].get_local_rank()
+
+    @property
+    def tp_size(self) -> int:
+        return self.degrees.tp
 
     @property
     def dp_group(self) -> Any:
-        """The process group of the ``dp`` dimension (None on one process)."""
-        sub = self._dim("dp")
-        return None if sub is None else sub.get_group()
+        """The process group of the data-parallel ranks (None on one process)."""
+        return None if self.device_mesh is None else self.device_mesh["dp"].get_group()
 
     def all_reduce_dp(self, t: torch.Tensor) -> torch.Tensor:
         """Sum ``t`` over the data-parallel replicas, in place (no-op without any)."""
@@ -68,11 +75,16 @@ class Mesh:
         return t
 
 
-def build_mesh(info: DistInfo) -> Mesh:
-    """The mesh of ``info``'s world: one ``dp`` dimension over every process."""
+def build_mesh(info: DistInfo, config: ParallelConfig | None = None) -> Mesh:
+    """The mesh of ``info``'s world laid out as ``config`` says (by default
+    every process is one FSDP shard, ``dp_shard`` = the world size, as in
+    torchtitan)."""
+    degrees = (config or ParallelConfig()).degrees(info.world_size)
     if not info.distributed:
-        return Mesh(info)
+        return Mesh(info, degrees)
     from torch.distributed.device_mesh import init_device_mesh
 
-    device_mesh = init_device_mesh(info.device.type, (info.world_size,), mesh_dim_names=("dp",))
-    return Mesh(info, device_mesh)
+    shape = (degrees.dp_replicate, degrees.dp_shard, degrees.tp)
+    device_mesh = init_device_mesh(info.device.type, shape, mesh_dim_names=DIMS)
+    device_mesh["dp_replicate", "dp_shard"]._flatten(mesh_dim_name="dp")
+    return Mesh(info, degrees, device_mesh)

@@ -1,7 +1,7 @@
 """``TrainConfig``: every knob of a pretraining run, from TOML plus dotted overrides.
 
 A run config is a TOML file with the tables ``[model]``, ``[optim]``,
-``[schedule]``, ``[train]``, ``[data]`` and ``[objective]`` (see :mod:`fastllm.config`); each
+``[schedule]``, ``[train]``, ``[data]``, ``[objective]`` and ``[parallel]`` (see :mod:`fastllm.config`); each
 table is a typed section and every field has a default and a one-line doc
 (``TrainConfig.describe()``, ``python -m fastllm.train --describe``).
 Command lines override fields at any depth: ``--train.steps 200 --optim.name
@@ -19,6 +19,7 @@ from fastllm.config import ConfigError, Section, check, knob, section
 from fastllm.model.config import ModelConfig
 from fastllm.optim.routing import OptimConfig
 from fastllm.optim.schedule import ScheduleConfig
+from fastllm.parallel.config import ParallelConfig
 from fastllm.train.objectives import ObjectiveConfig
 
 
@@ -122,7 +123,7 @@ class DataConfig(Section):
 
 @dataclass(frozen=True)
 class TrainConfig(Section):
-    """A whole run: model, optimizer, schedule, loop, data and objective."""
+    """A whole run: model, optimizer, schedule, loop, data, objective and parallelism."""
 
     model: ModelConfig = section(ModelConfig)
     optim: OptimConfig = section(OptimConfig)
@@ -130,6 +131,7 @@ class TrainConfig(Section):
     train: LoopConfig = section(LoopConfig)
     data: DataConfig = section(DataConfig)
     objective: ObjectiveConfig = section(ObjectiveConfig)
+    parallel: ParallelConfig = section(ParallelConfig)
 
     def validate(self) -> None:
         check(
@@ -141,6 +143,27 @@ class TrainConfig(Section):
             self.schedule.factor(self.train.steps)
         except ValueError as e:
             raise ConfigError("", str(e)) from None
+        tp, m = self.parallel.tp, self.model
+        if tp > 1:
+            check(m.n_heads % tp == 0, "parallel.tp", f"{tp} does not divide model.n_heads={m.n_heads}")
+            check(
+                m.kv_heads % tp == 0, "parallel.tp", f"{tp} does not divide the kv heads ({m.kv_heads})"
+            )
+            check(
+                m.hidden_dim % tp == 0,
+                "parallel.tp",
+                f"{tp} does not divide the MLP's hidden size ({m.hidden_dim})",
+            )
+            check(
+                not m.tie_embeddings,
+                "model.tie_embeddings",
+                "must be false under tensor parallelism (the embedding is split by rows, the head by columns)",
+            )
+            check(
+                not self.parallel.sequence_parallel or self.train.seq % tp == 0,
+                "train.seq",
+                f"{self.train.seq} is not divisible by parallel.tp={tp} (sequence parallelism)",
+            )
         mask_id = self.objective.mask_id
         check(
             mask_id < self.model.vocab_size,

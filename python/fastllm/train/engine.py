@@ -19,13 +19,12 @@ One optimizer step is::
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Any
 
 import torch
 from torch import nn
 
-from fastllm.parallel import no_sync
+from fastllm.parallel import clip_grad_norm, no_sync
 
 
 class Engine:
@@ -63,8 +62,7 @@ class Engine:
         """Unscale (fp16) and clip the global gradient norm (``max_norm <= 0``:
         no clipping); returns the norm before clipping."""
         self.scaler.unscale_(self.optimizer)
-        limit = max_norm if max_norm > 0 else math.inf
-        return float(nn.utils.clip_grad_norm_(self.model.parameters(), limit))
+        return clip_grad_norm(self.model.parameters(), max_norm)
 
     def step(self, apply: bool = True) -> None:
         """The optimizer step (or, when not ``apply``, a skipped update: the

@@ -76,7 +76,7 @@ class Trainer:
     ) -> None:
         self.config = config
         c = config.train
-        self.mesh: Mesh = build_mesh(setup(c.device, c.dist_timeout_s))
+        self.mesh: Mesh = build_mesh(setup(c.device, c.dist_timeout_s), config.parallel)
         self.dist = self.mesh.info
         self.device = self.mesh.device
         self.log = log if self.mesh.is_main else (lambda _msg: None)
@@ -86,10 +86,12 @@ class Trainer:
 
         self.model = config.model.build(self.device)
         self.objective: Objective = config.objective.build(config)
+        # Wrap first: FSDP2 and TP replace the parameters the optimizer must hold.
+        module = parallelize(self.model, config, self.mesh)
         optimizer = config.optim.build(self.model)
         self.engine = Engine(
             self.model,
-            parallelize(self.model, config, self.mesh),
+            module,
             optimizer,
             config.schedule.build(optimizer, c.steps),
             fp16=c.dtype == "fp16",

@@ -1,0 +1,87 @@
+"""``[parallel]``: how a run spreads over its processes.
+
+The degrees multiply to the world size: ``dp_replicate × dp_shard × tp``
+(``dp_shard = -1`` takes what the others leave). They name the dimensions of
+one device mesh, built once; every wrapper takes its sub-mesh:
+
+- ``dp_replicate`` alone: DDP (every rank holds the whole model);
+- ``dp_shard``: FSDP2 ``fully_shard`` per block then the root — ``zero = 3``
+  reshards parameters after forward (ZeRO-3), ``zero = 2`` keeps them
+  gathered until backward (ZeRO-2); with ``dp_replicate`` too: HSDP;
+- ``tp``: Megatron-style tensor parallelism (column-wise q/k/v and w1/w3,
+  row-wise o and w2), with sequence parallelism on the norms.
+
+Checks that need only the config run at load (heads divisible by ``tp``...);
+the world size is known when the run starts, and :meth:`ParallelConfig.degrees`
+checks it then, before any work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from fastllm.config import ConfigError, Section, check, knob
+
+
+@dataclass(frozen=True)
+class Degrees:
+    dp_replicate: int
+    dp_shard: int
+    tp: int
+
+    @property
+    def dp(self) -> int:
+        return self.dp_replicate * self.dp_shard
+
+    @property
+    def world(self) -> int:
+        return self.dp * self.tp
+
+
+@dataclass(frozen=True)
+class ParallelConfig(Section):
+    """Data, fully-sharded and tensor parallelism (the ``[parallel]`` table)."""
+
+    table = "parallel"
+
+    dp_replicate: int = knob(1, "data-parallel replicas: DDP, or HSDP's replicate dimension with dp_shard")
+    dp_shard: int = knob(-1, "FSDP2 sharding degree; -1 = the world size / (dp_replicate × tp)")
+    tp: int = knob(1, "tensor-parallel degree")
+    zero: int = knob(3, "FSDP2 stage: 3 reshards parameters after forward, 2 keeps them until backward")
+    sequence_parallel: bool = knob(True, "tp: shard the norms' activations along the sequence")
+    param_dtype: Literal["fp32", "bf16"] = knob("fp32", "FSDP2 mixed precision: dtype of the gathered parameters")
+    reduce_dtype: Literal["fp32", "bf16"] = knob("fp32", "FSDP2 mixed precision: dtype of gradient reduction")
+    cpu_offload: bool = knob(False, "FSDP2: keep sharded parameters, gradients and optimizer states on the CPU")
+
+    def validate(self) -> None:
+        check(self.dp_replicate >= 1, "dp_replicate", f"must be >= 1, got {self.dp_replicate}")
+        check(
+            self.dp_shard >= 1 or self.dp_shard == -1,
+            "dp_shard",
+            f"must be >= 1 or -1 (the rest), got {self.dp_shard}",
+        )
+        check(self.tp >= 1, "tp", f"must be >= 1, got {self.tp}")
+        check(self.zero in (2, 3), "zero", f"must be 2 or 3 under FSDP2, got {self.zero}")
+
+    def degrees(self, world_size: int) -> Degrees:
+        """The degrees for ``world_size`` processes (``dp_shard = -1`` filled in);
+        a product that is not the world size is an error naming the fields."""
+        rest = self.dp_replicate * self.tp
+        shard = self.dp_shard
+        if shard == -1:
+            if world_size % rest:
+                raise ConfigError(
+                    "parallel",
+                    f"world size {world_size} is not divisible by dp_replicate × tp = "
+                    f"{self.dp_replicate} × {self.tp}",
+                )
+            shard = world_size // rest
+        d = Degrees(self.dp_replicate, shard, self.tp)
+        if d.world != world_size:
+            raise ConfigError(
+                "parallel",
+                f"dp_replicate × dp_shard × tp = {d.dp_replicate} × {d.dp_shard} × {d.tp} = "
+                f"{d.world}, but the world size is {world_size}",
+            )
+        return d

@@ -1,0 +1,42 @@
+"""Run under torchrun by the tests in tests/parallel: train the test config
+with the overrides given, print one result line per rank, leave the process
+group and exit hard (notes/torch-on-cpu.md: the gloo teardown abort)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, for tests.train.helpers
+
+from fastllm.parallel import teardown  # noqa: E402
+from fastllm.train import Trainer  # noqa: E402
+from tests.train.helpers import config, data  # noqa: E402
+
+
+def main() -> None:
+    out_dir, overrides = sys.argv[1], json.loads(sys.argv[2])
+    until = int(sys.argv[3]) if len(sys.argv) > 3 else None
+    cfg = config(out_dir, **overrides)
+    trainer = Trainer(cfg, *data(), log=lambda _: None)
+    records = trainer.fit(until=until)
+    result = {
+        "rank": trainer.dist.rank,
+        "world": trainer.dist.world_size,
+        "dp": [trainer.mesh.dp_rank, trainer.mesh.dp_size],
+        "micro_batch": trainer.micro_batch,
+        "start": trainer.step - len(records),
+        "losses": [r["loss"] for r in records],
+        "grad_norms": [r["grad_norm"] for r in records],
+        "val_loss": records[-1].get("val_loss") if records else None,
+    }
+    print("RESULT " + json.dumps(result), flush=True)
+    teardown()
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
