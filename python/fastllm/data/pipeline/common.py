@@ -261,7 +261,10 @@ class ShardSets:
         self.tmp = {name: fresh_dir(out / f".{name}.tmp") for name in names}
         self.writers = {
             name: ShardWriter(
-                d, tokenizer=tok, max_shard_bytes=cfg.output.max_shard_bytes, prefix=cfg.output.prefix
+                d,
+                tokenizer=tok,
+                max_shard_bytes=cfg.output.max_shard_bytes,
+                prefix=cfg.output.prefix,
             )
             for name, d in self.tmp.items()
         }

@@ -287,7 +287,9 @@ class LocalEngine:
                 with atomic_path(path) as tmp:
                     pq.write_table(t.filter(pa.array(k)), tmp)
             inputs.append(path)
-        dedup_shards(inputs, ddir / "ooc", config=self.cfg.dedup, batch_size=self.cfg.input.batch_size)
+        dedup_shards(
+            inputs, ddir / "ooc", config=self.cfg.dedup, batch_size=self.cfg.input.batch_size
+        )
         return read_labels(ddir / "ooc")
 
     # ---- phase 3 --------------------------------------------------------
@@ -345,15 +347,18 @@ class LocalEngine:
         self._names = {u.index: self.unit_name(u) for u in units}
         records, resumed = self.phase1(units, work)
         keep, dedup_stats = self.dedup(records, work)
-        tok = tokenizer_for(
-            cfg, out, self.tokenizer, lambda: self.kept_texts(records, work, keep)
-        )
+        tok = tokenizer_for(cfg, out, self.tokenizer, lambda: self.kept_texts(records, work, keep))
         manifests, tok_stats, shard_stats = self.write_shards(records, work, keep, tok)
         stages = merged_stages(records)
         stages["dedup"] = dedup_stats
         stages["tokenize"] = tok_stats
         stages["shards"] = shard_stats
         return write_report(
-            cfg, self.fingerprint, records, resumed, stages, manifests, time.perf_counter() - t_start
+            cfg,
+            self.fingerprint,
+            records,
+            resumed,
+            stages,
+            manifests,
+            time.perf_counter() - t_start,
         )
-
