@@ -11,6 +11,14 @@ before any work starts (the checks that look at the file system, such as
 inputs that must exist, are :meth:`PipelineConfig.check`, which ``load`` and
 :func:`fastllm.data.pipeline.run` call).
 
+``build()`` constructs what a section describes; the modules that
+implement it register the builders (:func:`fastllm.config.builder`), so
+this module imports none of them: ``PipelineConfig.build()`` (the engine,
+:mod:`fastllm.data.pipeline`, imported with :mod:`fastllm.data`),
+``FilterConfig.build()`` and ``PiiSection.build()`` (the stages,
+:mod:`fastllm.data.stages`), ``DedupConfig.build()`` (a dedup stage,
+:mod:`fastllm.data.dedup`).
+
 TOML has no null: an optional threshold (``float | None`` in the filter
 configs) is turned off with 0 (or ``none`` on the command line), a PII
 placeholder with ``""``.

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fastllm.data.config import ConfigError, DedupConfig, PipelineConfig
+from fastllm.data.dedup import first_occurrences
 from fastllm.data.report import StageStats, merge, stages_dict
 from fastllm.data.stages import Extract, Stage
 from fastllm.io.atomic import commit_dir, fresh_dir, write_json_atomic, write_text_atomic
@@ -178,8 +179,6 @@ def dedup_keep(
     labels of the documents ``idx`` (positions among them, as
     :func:`fastllm.data.dedup.near_duplicate_clusters` numbers them): the
     engine's clustering (in memory, out of core, Ray)."""
-    from fastllm.data.dedup import first_occurrences
-
     t0 = time.perf_counter()
     n = len(hashes)
     keep = np.ones(n, dtype=bool)
