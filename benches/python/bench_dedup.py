@@ -52,6 +52,7 @@ import numpy as np
 import fastllm
 from fastllm import _core
 from fastllm.data import dedup
+from fastllm.data.config import DedupConfig
 
 HERE = Path(__file__).resolve()
 WORD = re.compile(r"\w+")
@@ -338,7 +339,7 @@ def main():
         ("fastllm (default: verify=exact)", fl_params, fl_secs, quality(n, exact_pairs, truth))
     )
     rows.append(("fastllm, verify=signature", fl_params, {}, quality(n, fl_pairs, truth)))
-    e2e_secs, _ = best_of(lambda: dedup.near_duplicate_clusters(texts, a.threshold), a.repeat)
+    e2e_secs, _ = best_of(lambda: dedup.near_duplicate_clusters(texts, DedupConfig(threshold=a.threshold)), a.repeat)
     raw = {tuple(x) for x in dedup.near_duplicate_pairs(sigs, a.threshold, verify=False).tolist()}
     rows.append(
         (

@@ -3,23 +3,28 @@
 With no arguments it runs the embedded default, which needs no download:
 
 1. corpus    the Python standard library's own sources (code, comments,
-             docstrings) found beside this interpreter, exact- and
-             near-duplicates removed;
-2. tokenizer a byte-level BPE trained on that corpus (``tokenizer.json``);
-3. shards    Megatron-compatible token shards, train and validation;
-4. train     the ``tiny`` Llama-style model for a few minutes on CPU;
-5. report    validation loss, samples, and a summary (``report.json``).
+             docstrings) found beside this interpreter (``corpus/stdlib.jsonl``);
+2. pipeline  :func:`fastllm.data.pipeline.run` on it (``data/``): exact and
+             near duplicates removed (the quality filters and PII masking are
+             off: the corpus is code, not web prose), a 4k byte-level BPE
+             trained in the run (``data/tokenizer.json``), Megatron shards with
+             every 40th kept document held out for validation
+             (``data/shards``, ``data/val_shards``, ``data/report.json``);
+3. train     the ``tiny`` Llama-style model for a few minutes on CPU;
+4. report    validation loss, samples, and a summary (``report.json``).
 
 Every stage writes its output atomically under ``--out`` (default
-``runs/pretrain``), and a rerun reuses finished stages (training resumes
-from its last checkpoint). With ``--config CONFIG.toml`` it trains on the
-shards that config names (``[data] shards = ...``) instead. Any knob can be
-overridden with dotted flags, e.g. ``--train.steps 600 --optim.name muon``.
+``runs/pretrain``), and a rerun reuses finished stages (the pipeline's
+finished output, training resumes from its last checkpoint). With
+``--config CONFIG.toml`` it trains on the shards that config names
+(``[data] shards = ...``) instead. Any knob can be overridden with dotted
+flags at any depth, e.g. ``--train.steps 600 --optim.name muon
+--pipeline.dedup.threshold 0.9``; ``--describe`` lists them all.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -29,22 +34,128 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastllm.io.atomic import write_text_atomic
+from fastllm.config import ConfigError, Section, check, cli, knob, section
+from fastllm.data.config import PipelineConfig
+from fastllm.io.atomic import write_json_atomic
+from fastllm.model.config import ModelConfig
+from fastllm.optim.routing import OptimConfig
+from fastllm.optim.schedule import ScheduleConfig
+from fastllm.train.config import LoopConfig, TrainConfig
 
-# The embedded default: the tiny model, a 4k BPE, a few minutes on 2 CPU cores.
-DEFAULT_RUN: dict[str, dict[str, Any]] = {
-    "model": {"size": "tiny", "max_seq_len": 256},
-    "optim": {"name": "adamw", "lr": 3e-3, "weight_decay": 0.1},
-    "schedule": {"name": "cosine", "warmup_steps": 30, "min_ratio": 0.1},
-    "train": {
-        "steps": 400, "batch": 16, "seq": 256, "dtype": "fp32", "eval_every": 100,
-        "eval_batches": 8, "log_every": 20, "ckpt_every": 100, "seed": 0,
-    },
-}  # fmt: skip
 CORPUS_BYTES = 12_000_000
 VOCAB_SIZE = 4096
-VAL_EVERY = 40  # every 40th document is held out for validation
+VAL_EVERY = 40  # every 40th kept document is held out for validation
 EOT = "<|endoftext|>"
+
+
+@dataclass
+class RunSection(Section):
+    """Where the run writes (the ``[run]`` table)."""
+
+    out: str = knob("runs/pretrain", "every stage writes here: corpus/, data/, model/, report.json")
+
+
+@dataclass
+class CorpusConfig(Section):
+    """The embedded corpus (the ``[corpus]`` table)."""
+
+    max_bytes: int = knob(CORPUS_BYTES, "bytes of standard-library sources to take (whole files)")
+
+    def validate(self) -> None:
+        check(self.max_bytes >= 1, "max_bytes", f"must be >= 1, got {self.max_bytes}")
+
+
+@dataclass(frozen=True)
+class PretrainConfig(TrainConfig):
+    """``--config FILE``: a run config (``python -m fastllm.train``'s tables
+    and defaults) whose ``[data] shards`` are trained on, plus ``[run]``."""
+
+    run: RunSection = section(RunSection)
+
+    def training(self, **model_changes: Any) -> TrainConfig:
+        """The training part, as ``python -m fastllm.train`` takes it (checked)."""
+        return TrainConfig(
+            model=self.model.replace(**model_changes) if model_changes else self.model,
+            optim=self.optim,
+            schedule=self.schedule,
+            train=self.train,
+            data=self.data,
+        )
+
+
+def _default(factory: Any, doc: str = "") -> Any:
+    # Called when a config is made, so the module constants can be changed first.
+    return field(default_factory=factory, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class EmbeddedConfig(PretrainConfig):
+    """The embedded run (no ``--config``): the tiny model, a 4k BPE, a few
+    minutes on 2 CPU cores. Paths left empty (``pipeline.input.paths``,
+    ``pipeline.output.dir``, ``train.out_dir``, ``data.shards``,
+    ``data.val_shards``) are placed under ``run.out``."""
+
+    model: ModelConfig = _default(
+        lambda: ModelConfig.named("tiny", max_seq_len=256, vocab_size=VOCAB_SIZE)
+    )
+    optim: OptimConfig = _default(
+        lambda: OptimConfig.from_dict({"name": "adamw", "lr": 3e-3, "weight_decay": 0.1})
+    )
+    schedule: ScheduleConfig = _default(
+        lambda: ScheduleConfig.from_dict({"name": "cosine", "warmup_steps": 30, "min_ratio": 0.1})
+    )
+    train: LoopConfig = _default(
+        lambda: LoopConfig.from_dict(
+            {
+                "steps": 400,
+                "batch": 16,
+                "seq": 256,
+                "dtype": "fp32",
+                "eval_every": 100,
+                "eval_batches": 8,
+                "log_every": 20,
+                "ckpt_every": 100,
+                "seed": 0,
+                "resume": True,
+                "out_dir": "",
+            }
+        )
+    )
+    corpus: CorpusConfig = _default(lambda: CorpusConfig(max_bytes=CORPUS_BYTES))
+    pipeline: PipelineConfig = _default(
+        lambda: PipelineConfig.from_dict(
+            {
+                "filter": {"enabled": False},  # code, not web prose
+                "pii": {"enabled": False},
+                "tokenizer": {"train_vocab_size": VOCAB_SIZE, "train_sample_docs": 1_000_000},
+                "output": {"val_every": VAL_EVERY},
+            }
+        ),
+        "the data pipeline (python -m fastllm.data run): dedup, BPE, shards",
+    )
+
+
+def placed(cfg: EmbeddedConfig) -> EmbeddedConfig:
+    """``cfg`` with its empty paths placed under ``run.out``."""
+    out = Path(cfg.run.out)
+    data = out / "data"
+    p = cfg.pipeline
+    pipeline = p.replace(
+        input=p.input
+        if p.input.paths
+        else p.input.replace(paths=[str(out / "corpus" / "stdlib.jsonl")]),
+        output=p.output if p.output.dir else p.output.replace(dir=str(data)),
+    )
+    pdir = Path(pipeline.output.dir)
+    return cfg.replace(
+        pipeline=pipeline,
+        train=cfg.train if cfg.train.out_dir else cfg.train.replace(out_dir=str(out / "model")),
+        data=cfg.data.replace(
+            shards=cfg.data.shards or str(pdir / "shards"),
+            val_shards=cfg.data.val_shards
+            or (str(pdir / "val_shards") if pipeline.output.val_every else ""),
+        ),
+    )
 
 
 @dataclass
@@ -55,6 +166,7 @@ class Stage:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+# ---- 1. corpus ---------------------------------------------------------------------
 def stdlib_documents(limit_bytes: int | None = None) -> list[tuple[str, str]]:
     """(path, text) of the standard library's .py files, in a fixed order, up
     to ``limit_bytes`` (default CORPUS_BYTES) of text. Test suites and
@@ -81,88 +193,56 @@ def stdlib_documents(limit_bytes: int | None = None) -> list[tuple[str, str]]:
     return docs
 
 
-def build_corpus(out: Path) -> Stage:
-    """Collect, deduplicate and split the embedded corpus into train/val JSONL."""
-    from fastllm.data import dedup
+def build_corpus(cfg: EmbeddedConfig) -> Stage:
+    """The embedded corpus as the pipeline's input: one JSONL line per file."""
+    from fastllm.io.atomic import write_text_atomic
 
     stage = Stage("corpus")
-    train_path, val_path = out / "corpus" / "train.jsonl", out / "corpus" / "val.jsonl"
-    if train_path.exists() and val_path.exists():
+    corpus = Path(cfg.pipeline.input.paths[0])
+    stats = corpus.with_name("stats.json")
+    if corpus.is_file() and stats.is_file():
         stage.reused = True
-        stage.info = json.loads((out / "corpus" / "stats.json").read_text())
+        stage.info = json.loads(stats.read_text())
         return stage
     t0 = time.perf_counter()
-    docs = stdlib_documents()
-    texts = [t for _, t in docs]
-    first_exact = dedup.exact_duplicates(texts)
-    near = dedup.near_duplicate_clusters(texts, threshold=0.8)
-    keep = [i for i in range(len(docs)) if first_exact[i] == i and near[i] == i]
-    train = [docs[i] for k, i in enumerate(keep) if k % VAL_EVERY != VAL_EVERY - 1]
-    val = [docs[i] for k, i in enumerate(keep) if k % VAL_EVERY == VAL_EVERY - 1]
-    for path, part in ((train_path, train), (val_path, val)):
-        write_text_atomic(path, "".join(json.dumps({"id": p, "text": t}) + "\n" for p, t in part))
-    stage.info = {
-        "documents": len(docs),
-        "bytes": sum(len(t.encode()) for t in texts),
-        "exact_duplicates": int(sum(first_exact[i] != i for i in range(len(docs)))),
-        "near_duplicates": int(sum(near[i] != i and first_exact[i] == i for i in range(len(docs)))),
-        "train_documents": len(train),
-        "val_documents": len(val),
-    }
-    write_text_atomic(out / "corpus" / "stats.json", json.dumps(stage.info, indent=2))
+    docs = stdlib_documents(cfg.corpus.max_bytes)
+    write_text_atomic(corpus, "".join(json.dumps({"id": p, "text": t}) + "\n" for p, t in docs))
+    stage.info = {"documents": len(docs), "bytes": sum(len(t.encode()) for _, t in docs)}
+    write_json_atomic(stats, stage.info)  # last: marks the corpus finished
     stage.seconds = time.perf_counter() - t0
     return stage
 
 
-def build_tokenizer(out: Path):
+# ---- 2. the data pipeline ----------------------------------------------------------
+def run_pipeline(cfg: PipelineConfig) -> tuple[Stage, Path]:
+    """:func:`fastllm.data.pipeline.run`; returns the stage and the tokenizer's path."""
+    from fastllm.data.pipeline import run
+
+    stage = Stage("pipeline")
+    t0 = time.perf_counter()
+    report = run(cfg)
+    stage.reused = bool(report.get("finished_before"))
+    dedup, totals = report["stages"]["dedup"], report["totals"]
+    tok_path = Path(cfg.tokenizer.path or Path(cfg.output.dir) / "tokenizer.json")
     from fastllm.tokenizer import Tokenizer
 
-    stage = Stage("tokenizer")
-    path = out / "tokenizer.json"
-    t0 = time.perf_counter()
-    if path.exists():
-        tok = Tokenizer.from_file(path)
-        stage.reused = True
-    else:
-        tok = Tokenizer.train(
-            [out / "corpus" / "train.jsonl"], VOCAB_SIZE, special_tokens=(EOT,)
-        )
-        tok.save(path)
-    stage.seconds = time.perf_counter() - t0
-    stage.info = {"vocab_size": tok.vocab_size, "path": str(path)}
-    return stage, tok
-
-
-def build_shards(out: Path, tok) -> Stage:
-    from fastllm.io.sources import iter_texts
-    from fastllm.shards import ShardWriter, verify
-
-    stage = Stage("shards")
-    t0 = time.perf_counter()
-    for split in ("train", "val"):
-        shard_dir = out / "shards" / split
-        if (shard_dir / "manifest.json").exists():
-            problems = verify(shard_dir)
-            if not problems:
-                stage.reused = True
-                continue
-            raise RuntimeError(f"{shard_dir} is corrupted: {problems[0]} (delete it to rebuild)")
-        if shard_dir.exists():  # an unfinished attempt: start it again
-            for leftover in shard_dir.iterdir():
-                leftover.unlink()
-        texts = list(iter_texts(out / "corpus" / f"{split}.jsonl"))
-        with ShardWriter(shard_dir, tokenizer=tok) as writer:
-            writer.add_texts(texts, source="stdlib")
-        stage.reused = False
-    manifests = {
-        s: json.loads((out / "shards" / s / "manifest.json").read_text()) for s in ("train", "val")
+    stage.info = {
+        "documents": report["stages"]["read"]["docs_out"],
+        "exact_duplicates": dedup["dropped"].get("exact_duplicate", 0),
+        "near_duplicates": dedup["dropped"].get("near_duplicate", 0),
+        "train_documents": totals["documents"],
+        "val_documents": totals.get("val_documents", 0),
+        "vocab_size": Tokenizer.from_file(tok_path).vocab_size,
+        "train_tokens": totals["tokens"],
+        "val_tokens": totals.get("val_tokens", 0),
+        "report": str(Path(cfg.output.dir) / "report.json"),
     }
-    stage.info = {s: {"documents": m["documents"], "tokens": m["tokens"]} for s, m in manifests.items()}
     stage.seconds = time.perf_counter() - t0
-    return stage
+    return stage, tok_path
 
 
-def train(config, tokenizer_path: Path | None) -> tuple[Stage, Any]:
+# ---- 3. training -----------------------------------------------------------------------
+def train(config: TrainConfig, tokenizer_path: Path | None) -> tuple[Stage, Any]:
     from fastllm.train.loop import Trainer
 
     stage = Stage("train")
@@ -197,73 +277,74 @@ def samples(trainer, tok, prompts=("def ", "class ", "import ")) -> list[str]:
     out = []
     with torch.no_grad():
         for p in prompts:
-            ids = sample(model, tok.encode(p), 60, temperature=0.8, top_k=40, generator=g, stop_id=eot)
+            ids = sample(
+                model, tok.encode(p), 60, temperature=0.8, top_k=40, generator=g, stop_id=eot
+            )
             out.append(p + tok.decode([i for i in ids if i != eot]))
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(
-        prog="python -m fastllm.pretrain", description=__doc__.split("\n\n")[0]
+# ---- 4. the table of contents ----------------------------------------------------------
+def configure(argv: list[str]) -> PretrainConfig | None:
+    """The run's config (an :class:`EmbeddedConfig` unless ``--config`` is
+    given), or None after ``--describe``. Everything is checked here, before
+    any work."""
+    embedded = not any(a == "--config" or a.startswith("--config=") for a in argv)
+    cfg = cli(
+        EmbeddedConfig if embedded else PretrainConfig,
+        argv,
+        prog="python -m fastllm.pretrain",
+        description=__doc__.split("\n\n")[0],
+        flags={"--out": ("run.out", "where every stage writes")},
     )
-    ap.add_argument("--config", help="a run config TOML naming [data] shards (default: embedded)")
-    ap.add_argument("--out", default="runs/pretrain", help="where every stage writes")
-    args, overrides = ap.parse_known_args(argv)
-    out = Path(args.out)
+    if cfg is None:
+        return None
+    if isinstance(cfg, EmbeddedConfig):
+        return placed(cfg)
+    if not cfg.data.shards:
+        raise ConfigError("data.shards", "[data] shards is empty; name a shard set to train on")
+    return cfg
 
-    from fastllm.config import apply_overrides
-    from fastllm.train.config import TrainConfig
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        configured = configure(argv)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    if configured is None:
+        return 0
+    cfg = configured
+    config = cfg.training()
+    out = Path(cfg.run.out)
 
     stages: list[Stage] = []
-    try:
-        if args.config:
-            config = TrainConfig.load(args.config, overrides)
-            if not config.data.shards:
-                raise ValueError(f"{args.config}: [data] shards is empty; name a shard set to train on")
-            tok_path = Path(config.data.tokenizer) if config.data.tokenizer else None
-            tok = None
-            if tok_path is not None:
-                from fastllm.tokenizer import Tokenizer
+    tok_path = Path(config.data.tokenizer) if config.data.tokenizer else None
+    if isinstance(cfg, EmbeddedConfig):
+        stages.append(build_corpus(cfg))
+        st, tok_path = run_pipeline(cfg.pipeline)
+        stages.append(st)
+        # The model's vocabulary is the tokenizer's.
+        config = cfg.training(vocab_size=st.info["vocab_size"])
+    tok = None
+    if tok_path is not None:
+        from fastllm.tokenizer import Tokenizer
 
-                tok = Tokenizer.from_file(tok_path)
-        else:
-            # The whole config is checked before any work starts.
-            run = json.loads(json.dumps(DEFAULT_RUN))
-            run["model"]["vocab_size"] = VOCAB_SIZE
-            run["train"]["out_dir"] = str(out / "model")
-            run["train"]["resume"] = True
-            run["data"] = {
-                "shards": str(out / "shards" / "train"),
-                "val_shards": str(out / "shards" / "val"),
-            }
-            run = apply_overrides(run, overrides)
-            config = TrainConfig.from_dict(run)
-            stages.append(build_corpus(out))
-            st, tok = build_tokenizer(out)
-            stages.append(st)
-            stages.append(build_shards(out, tok))
-            tok_path = out / "tokenizer.json"
-            if tok.vocab_size != config.model.vocab_size:
-                run["model"]["vocab_size"] = tok.vocab_size
-                config = TrainConfig.from_dict(run)
-    except (ValueError, TypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        tok = Tokenizer.from_file(tok_path)
 
     st, trainer = train(config, tok_path)
     stages.append(st)
     texts = samples(trainer, tok) if tok is not None and trainer.dist.is_main else []
 
     if trainer.dist.is_main:
-        report = {"stages": [s.__dict__ for s in stages], "samples": texts}
-        write_text_atomic(out / "report.json", json.dumps(report, indent=2))
+        report = {"stages": [dataclasses.asdict(s) for s in stages], "samples": texts}
+        write_json_atomic(out / "report.json", report)
         print()
         print(f"{'stage':<10} {'time':>8}  {'':6} details")
         for s in stages:
             brief = ", ".join(f"{k}={v}" for k, v in s.info.items() if not isinstance(v, dict))
-            nested = ", ".join(f"{k}: {v}" for k, v in s.info.items() if isinstance(v, dict))
-            print(f"{s.name:<10} {s.seconds:7.1f}s  {'reused' if s.reused else '':6} {brief or nested}")
+            print(f"{s.name:<10} {s.seconds:7.1f}s  {'reused' if s.reused else '':6} {brief}")
         for t in texts:
             print("\n--- sample ---\n" + t)
         print(f"\nreport: {out / 'report.json'}; model: {trainer.out_dir}")

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastllm import Tokenizer
+from fastllm.data.config import DedupConfig
 from fastllm.data.dedup import content_hashes, minhash, near_duplicate_clusters
 from fastllm.data.extract import extract_batch
 from fastllm.data.filters import filter_stage, quality_filter
@@ -135,8 +136,9 @@ def test_dedup_arrow_equals_list_nulls_as_empty(docs, nulls):
         assert np.array_equal(content_hashes(col), content_hashes(want)), name
         assert np.array_equal(minhash(col, 32), minhash(want, 32)), name
     col = pa.chunked_array([pa.array(texts[:50]), pa.array(texts[50:])])
+    cfg = DedupConfig(threshold=0.7, num_perm=64)
     assert np.array_equal(
-        near_duplicate_clusters(col, 0.7, 64), near_duplicate_clusters(_fixed(texts), 0.7, 64)
+        near_duplicate_clusters(col, cfg), near_duplicate_clusters(_fixed(texts), cfg)
     )
 
 

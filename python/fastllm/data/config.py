@@ -11,6 +11,14 @@ before any work starts (the checks that look at the file system, such as
 inputs that must exist, are :meth:`PipelineConfig.check`, which ``load`` and
 :func:`fastllm.data.pipeline.run` call).
 
+``build()`` constructs what a section describes; the modules that
+implement it register the builders (:func:`fastllm.config.builder`), so
+this module imports none of them: ``PipelineConfig.build()`` (the engine,
+:mod:`fastllm.data.pipeline`, imported with :mod:`fastllm.data`),
+``FilterConfig.build()`` and ``PiiSection.build()`` (the stages,
+:mod:`fastllm.data.stages`), ``DedupConfig.build()`` (a dedup stage,
+:mod:`fastllm.data.dedup`).
+
 TOML has no null: an optional threshold (``float | None`` in the filter
 configs) is turned off with 0 (or ``none`` on the command line), a PII
 placeholder with ``""``.
@@ -57,10 +65,16 @@ class OutputConfig(Section):
     dir: str = knob("", "output directory: shards/, work/, report.json, tokenizer.json")
     max_shard_bytes: int = knob(1 << 30, "cap on one shard's .bin (a longer document gets its own)")
     prefix: str = knob("shard", "shard file name prefix")
+    val_every: int = knob(
+        0,
+        "hold out every N-th kept document (in input order) as a validation shard set "
+        "in val_shards/; 0: no validation split",
+    )
 
     def validate(self) -> None:
         check(self.max_shard_bytes >= 1, "max_shard_bytes", "must be >= 1")
         check(bool(self.prefix), "prefix", "must not be empty")
+        check(self.val_every == 0 or self.val_every >= 2, "val_every", "must be 0 (off) or >= 2")
 
 
 # The quality-filter sections: each is the filter family's own config (every
@@ -175,12 +189,32 @@ class DedupConfig(Section):
         "how LSH candidate pairs are confirmed: exact (shingle-set Jaccard of the two texts "
         ">= threshold), signature (MinHash agreement >= threshold) or none",
     )
+    bands: int = knob(0, "LSH bands (with rows); 0: chosen from threshold and num_perm")
+    rows: int = knob(0, "LSH rows per band (with bands); 0: chosen from threshold and num_perm")
 
     def validate(self) -> None:
-        check(0 < self.threshold <= 1, "threshold", "must be in (0, 1]")
-        check(2 <= self.num_perm <= 4096, "num_perm", "must be in [2, 4096]")
-        check(self.ngram >= 1, "ngram", "must be >= 1")
-        check(0 <= self.seed < 2**64, "seed", "must be in [0, 2**64)")
+        # Literal types are checked on load; these catch a config built in code.
+        check(
+            self.verify in ("exact", "signature", "none"),
+            "verify",
+            f'must be "exact", "signature" or "none", got {self.verify!r}',
+        )
+        check(self.mode in ("memory", "disk"), "mode", f'must be "memory" or "disk", got {self.mode!r}')
+        check(0 < self.threshold <= 1, "threshold", f"must be in (0, 1], got {self.threshold}")
+        check(2 <= self.num_perm <= 4096, "num_perm", f"must be in [2, 4096], got {self.num_perm}")
+        check(self.ngram >= 1, "ngram", f"must be >= 1, got {self.ngram}")
+        check(0 <= self.seed < 2**64, "seed", f"must be in [0, 2**64), got {self.seed}")
+        check(
+            (self.bands == 0) == (self.rows == 0),
+            "bands",
+            "bands and rows must be given together (or neither)",
+        )
+        check(self.bands >= 0 and self.rows >= 0, "bands", "bands and rows must be >= 0")
+        check(
+            self.bands * self.rows <= self.num_perm,
+            "bands",
+            f"bands * rows must be <= num_perm ({self.num_perm}), got {self.bands} * {self.rows}",
+        )
 
 
 @dataclass

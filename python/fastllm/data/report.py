@@ -1,13 +1,12 @@
 """The end-of-run report: per stage, documents and bytes in and out, drop
 reasons and flags; tokens, shards, throughput; the units skipped and why.
-Printed as a table and written as JSON (atomically)."""
+Printed as a table; the pipeline writes it as JSON (atomically,
+:func:`fastllm.io.atomic.write_json_atomic`)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-from fastllm.io.atomic import write_json_atomic  # noqa: F401  (re-exported for the pipeline)
 
 
 @dataclass
@@ -84,6 +83,10 @@ def format_table(report: dict[str, Any]) -> str:
         f"{_mb(t['input_bytes'])} MB read in {t['seconds']:.2f} s = "
         f"{t['mb_per_s']:.2f} MB/s ({t['mb_per_s_per_core']:.2f} MB/s per core, {t['cores']} cores)"
     )
+    if "val_documents" in t:
+        lines.append(
+            f"validation (val_shards/): {t['val_documents']:,} documents, {t['val_tokens']:,} tokens"
+        )
     if report["skipped_units"]:
         lines.append(f"{len(report['skipped_units'])} input units skipped:")
         lines += [f"  {m}" for m in report["skipped_units"]]

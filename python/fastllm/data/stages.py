@@ -6,11 +6,12 @@ are pure functions of the batch (no state across batches), which is what
 lets the local engine restart per unit and the Ray engine run them inside
 ``map_batches``.
 
-:func:`build_filters` makes the configured chain, in datatrove's FineWeb
-order: length, ``langid``, ``gopher_repetition``, ``gopher_quality``,
+``FilterConfig.build()`` makes the configured filter stages, in datatrove's
+FineWeb order: length, ``langid``, ``gopher_repetition``, ``gopher_quality``,
 ``c4``, ``fineweb``, then any plug-ins (``filter.stages =
-["module:factory"]``, ``factory()`` returns a Stage), then ``pii`` (masking,
-drops nothing). Each quality family is its own stage, so the report shows its
+["module:factory"]``, ``factory()`` returns a Stage); ``PiiSection.build()``
+adds ``pii`` (masking, drops nothing) after them. The pipeline's chain
+(extract, these, PII) is :class:`fastllm.data.pipeline.common.StageChain`. Each quality family is its own stage, so the report shows its
 documents in and out, its time and its drops per datatrove reason string.
 FineWeb masks PII after dedup; here it runs before (a per-batch stage that
 the local and Ray engines share), so dedup sees masked text.
@@ -25,10 +26,11 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fastllm.data.config import ConfigError
+from fastllm.config import builder
+from fastllm.data.config import ConfigError, FilterConfig, PiiSection
 
 if TYPE_CHECKING:
-    from fastllm.data.config import FilterConfig, LangIdConfig, PiiSection
+    from fastllm.data.config import LangIdConfig
 
 
 @runtime_checkable
@@ -138,7 +140,10 @@ class Quality:
         self.name = family
         self.config = QualityFilterConfig(**{f: None for f in FAMILIES})
         setattr(self.config, family, _base(section))
-        quality_filter([], self.config)  # the kernel takes it (checked at load already)
+        try:  # the kernel's own checks, before any work
+            quality_filter([], self.config)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"filter.{family}", str(e)) from None
 
     def __call__(self, table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
         from fastllm.data.filters import filter_stage
@@ -181,14 +186,16 @@ def load_stage(spec: str) -> Stage:
     if not isinstance(stage, Stage):
         raise ConfigError(
             "filter.stages",
-            f"{spec!r} returned {type(stage).__name__}, "
-            "not a Stage (a callable with a .name)"
+            f"{spec!r} returned {type(stage).__name__}, not a Stage (a callable with a .name)",
         )
     return stage
 
 
-def build_filters(f: FilterConfig, pii: PiiSection) -> list[Stage]:
-    """The filter and PII stages ``f`` and ``pii`` turn on, in run order."""
+@builder(FilterConfig)
+def filter_stages(f: FilterConfig) -> list[Stage]:
+    """``FilterConfig.build()``: the filter stages ``f`` turns on, in run
+    order (none when ``f.enabled`` is false). Loading the plug-ins is part
+    of checking the config: a bad one is a ConfigError here."""
     stages: list[Stage] = []
     if f.enabled:
         if f.min_chars or f.max_chars:
@@ -200,6 +207,10 @@ def build_filters(f: FilterConfig, pii: PiiSection) -> list[Stage]:
             if section.enabled:
                 stages.append(Quality(family, section))
         stages += [load_stage(s) for s in f.stages]
-    if pii.enabled:
-        stages.append(Pii(pii))
     return stages
+
+
+@builder(PiiSection)
+def pii_stages(pii: PiiSection) -> list[Stage]:
+    """``PiiSection.build()``: the PII masking stage, when ``pii.enabled``."""
+    return [Pii(pii)] if pii.enabled else []

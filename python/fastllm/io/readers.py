@@ -1,4 +1,15 @@
-"""Inputs as restartable units, read as Arrow batches.
+"""Reading documents from files: the one implementation for HTML pages,
+JSONL (optionally ``.gz``/``.zst``), Parquet, plain text and WARC/WET.
+
+One reader per format yields every document of a file with what is wrong
+with it, if anything; three views decide what a problem means for them:
+
+- :func:`read_unit`: the pipeline's, restartable *units* as Arrow batches
+  with ids, every problem counted and skipped;
+- :func:`iter_texts`: one file's non-empty documents as ``str`` (what
+  ``Tokenizer.train`` reads from a path); bad JSON raises;
+- :func:`text_batches`: one file's rows in batches, row ``i`` being document
+  ``i`` (what the out-of-core dedup numbers); bad JSON raises.
 
 A *unit* is what a rerun skips when finished: one JSONL/Parquet/text/WARC/WET
 file, or up to ``input.html_pages_per_unit`` HTML pages (``.html``/``.htm``,
@@ -45,7 +56,7 @@ _WET = (".wet",)
 _WARC = (".warc",)
 
 
-class UnitError(Exception):
+class UnitError(ValueError):
     """A unit could not be read; the message names the file and the cause."""
 
 
@@ -75,8 +86,10 @@ def _stem(name: str) -> str:
     return name
 
 
-def _kind(path: Path) -> str:
-    stem = _stem(path.name).lower()
+def kind_of(path: str | os.PathLike) -> str:
+    """``"html"``, ``"jsonl"``, ``"parquet"``, ``"wet"``, ``"warc"`` or
+    ``"text"``, from the file name (a ``.gz``/``.zst`` suffix is looked through)."""
+    stem = _stem(Path(path).name).lower()
     if stem.endswith(_HTML):
         return "html"
     if stem.endswith(_JSONL):
@@ -88,6 +101,9 @@ def _kind(path: Path) -> str:
     if stem.endswith(_WARC):
         return "warc"
     return "text"
+
+
+_kind = kind_of
 
 
 def list_units(paths: list[str], html_pages_per_unit: int) -> list[Unit]:
@@ -116,7 +132,10 @@ def list_units(paths: list[str], html_pages_per_unit: int) -> list[Unit]:
     return units
 
 
-def _open_binary(path: Path) -> io.BufferedIOBase:
+def open_binary(path: str | os.PathLike) -> io.BufferedIOBase:
+    """``path`` opened for reading bytes, decompressed when it ends in
+    ``.gz`` or ``.zst``."""
+    path = Path(path)
     if path.name.endswith(".gz"):
         return gzip.open(path, "rb")
     if path.name.endswith(".zst"):
@@ -128,6 +147,9 @@ def _open_binary(path: Path) -> io.BufferedIOBase:
     return open(path, "rb")
 
 
+_open_binary = open_binary
+
+
 def _decode(raw: bytes, stats: Counter) -> str:
     try:
         return raw.decode("utf-8")
@@ -137,6 +159,64 @@ def _decode(raw: bytes, stats: Counter) -> str:
 
 
 _READ_ERRORS = (OSError, EOFError, zlib.error, gzip.BadGzipFile)
+
+
+# ---- one reader per format ------------------------------------------------
+# Each yields every document of a file with what is wrong with it, if
+# anything; the three views below (pipeline units, texts, row batches)
+# decide what a problem means for them.
+
+
+def _jsonl_records(
+    path: Path, field: str, stats: Counter
+) -> Iterator[tuple[int, str | None, str | None]]:
+    """(line number, text, problem) of each non-blank line: problem is None,
+    ``"bad_json"``, ``"not_object"``, ``"no_field"`` (missing or not a
+    string) or ``"empty"``, and text is None unless it is None."""
+    with open_binary(path) as f:
+        for lineno, line in enumerate(f, 1):
+            stats["bytes"] += len(line)
+            if not line.strip():
+                continue
+            stats["docs"] += 1
+            try:
+                record = json.loads(_decode(line, stats))
+            except json.JSONDecodeError:
+                yield lineno, None, "bad_json"
+                continue
+            if not isinstance(record, dict):
+                yield lineno, None, "not_object"
+                continue
+            value = record.get(field)
+            if not isinstance(value, str):
+                yield lineno, None, "no_field"
+            elif not value:
+                yield lineno, None, "empty"
+            else:
+                yield lineno, value, None
+
+
+def _parquet_columns(path: Path, field: str, batch_size: int) -> Iterator[pa.Array]:
+    """The ``field`` column of a Parquet file, ``batch_size`` rows at a time
+    (one batch in memory). A missing column is a :class:`UnitError` now,
+    not at the first batch."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    if field not in pf.schema_arrow.names:
+        raise UnitError(f"{path}: no column {field!r} (columns: {pf.schema_arrow.names})")
+    return (b.column(0) for b in pf.iter_batches(batch_size=batch_size, columns=[field]))
+
+
+def _whole(path: Path) -> bytes:
+    if path.name.endswith(".gz"):
+        # One C call for the whole file: GzipFile.read() loops in Python chunks.
+        return gzip.decompress(path.read_bytes())
+    with open_binary(path) as f:
+        return f.read()
+
+
+# ---- the pipeline's view: units as Arrow batches -------------------------
 
 
 def read_unit(
@@ -151,7 +231,7 @@ def read_unit(
     reader = {"jsonl": _jsonl, "parquet": _parquet, "text": _text, "html": _html}[unit.kind]
     ids: list[str] = []
     docs: list = []
-    for doc_id, doc in reader(unit, text_field, stats, errors):
+    for doc_id, doc in reader(unit, text_field, batch_size, stats, errors):
         ids.append(doc_id)
         docs.append(doc)
         if len(docs) >= batch_size:
@@ -173,44 +253,29 @@ def _table(unit: Unit, ids: list[str], docs: list) -> pa.Table:
     )
 
 
-def _jsonl(unit: Unit, field: str, stats: Counter, errors: list[str]):
+def _jsonl(unit: Unit, field: str, batch_size: int, stats: Counter, errors: list[str]):
     (path,) = unit.files
     lineno = 0
+    drop = {"bad_json": "bad_json", "not_object": f"no_{field}_field",
+            "no_field": f"no_{field}_field", "empty": "empty"}  # fmt: skip
     try:
-        with _open_binary(path) as f:
-            for lineno, line in enumerate(f, 1):
-                stats["bytes"] += len(line)
-                if not line.strip():
-                    continue
-                stats["docs"] += 1
-                try:
-                    record = json.loads(_decode(line, stats))
-                except json.JSONDecodeError:
-                    stats["drop:bad_json"] += 1
-                    continue
-                value = record.get(field) if isinstance(record, dict) else None
-                if not isinstance(value, str):
-                    stats[f"drop:no_{field}_field"] += 1
-                elif not value:
-                    stats["drop:empty"] += 1
-                else:
-                    yield f"{path.name}:{lineno}", value
+        for lineno, value, problem in _jsonl_records(path, field, stats):
+            if problem is None:
+                yield f"{path.name}:{lineno}", value
+            else:
+                stats[f"drop:{drop[problem]}"] += 1
     except _READ_ERRORS as e:
         raise UnitError(f"{path}: unreadable after line {lineno}: {e}") from None
 
 
-def _parquet(unit: Unit, field: str, stats: Counter, errors: list[str]):
-    import pyarrow.parquet as pq
-
+def _parquet(unit: Unit, field: str, batch_size: int, stats: Counter, errors: list[str]):
     (path,) = unit.files
     try:
-        pf = pq.ParquetFile(path)
-        if field not in pf.schema_arrow.names:
-            raise UnitError(f"{path}: no column {field!r} (columns: {pf.schema_arrow.names})")
+        columns = _parquet_columns(path, field, batch_size)
         stats["bytes"] += path.stat().st_size
         row = 0
-        for i in range(pf.num_row_groups):
-            for value in pf.read_row_group(i, columns=[field]).column(0).to_pylist():
+        for col in columns:
+            for value in col.to_pylist():
                 stats["docs"] += 1
                 if isinstance(value, bytes):
                     value = _decode(value, stats)
@@ -223,10 +288,10 @@ def _parquet(unit: Unit, field: str, stats: Counter, errors: list[str]):
         raise UnitError(f"{path}: unreadable Parquet: {e}") from None
 
 
-def _text(unit: Unit, field: str, stats: Counter, errors: list[str]):
+def _text(unit: Unit, field: str, batch_size: int, stats: Counter, errors: list[str]):
     (path,) = unit.files
     try:
-        with _open_binary(path) as f:
+        with open_binary(path) as f:
             raw = f.read()
     except _READ_ERRORS as e:
         raise UnitError(f"{path}: unreadable: {e}") from None
@@ -238,18 +303,13 @@ def _text(unit: Unit, field: str, stats: Counter, errors: list[str]):
     yield path.name, _decode(raw, stats)
 
 
-def _html(unit: Unit, field: str, stats: Counter, errors: list[str]):
+def _html(unit: Unit, field: str, batch_size: int, stats: Counter, errors: list[str]):
     # One page per file; a page that cannot be read is one dropped document,
     # not a lost unit (pages are independent).
     for path in unit.files:
         stats["docs"] += 1
         try:
-            if path.name.endswith(".gz"):
-                # One C call for the whole page: GzipFile.read() loops in Python chunks.
-                raw = gzip.decompress(path.read_bytes())
-            else:
-                with _open_binary(path) as f:
-                    raw = f.read()
+            raw = _whole(path)
         except (*_READ_ERRORS, UnitError) as e:
             stats["drop:unreadable"] += 1
             errors.append(f"{path}: skipped, unreadable: {e}")
@@ -259,6 +319,87 @@ def _html(unit: Unit, field: str, stats: Counter, errors: list[str]):
             stats["drop:empty"] += 1
             continue
         yield os.path.relpath(path, path.parent.parent), raw
+
+
+# ---- one file's documents as str -----------------------------------------
+
+
+def iter_texts(path: str | os.PathLike, field: str = "text") -> Iterator[str]:
+    """Yield the non-empty documents of one file, as ``str``.
+
+    JSONL (``.jsonl``/``.json``/``.ndjson``, optionally ``.gz``/``.zst``):
+    the ``field`` of each line; Parquet: the ``field`` column; WARC: the
+    HTML of each response record, WET: each conversion record; anything else
+    (HTML pages included): the whole file as one document. Invalid UTF-8 is
+    replaced. A JSONL line that is not valid JSON raises ``ValueError``
+    naming the file and line; a missing file ``FileNotFoundError``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    stats: Counter = Counter()
+    kind = kind_of(path)
+    if kind == "jsonl":
+        for lineno, value, problem in _jsonl_records(path, field, stats):
+            if problem == "bad_json":
+                raise ValueError(f"{path}:{lineno}: not valid JSON")
+            if value is not None:
+                yield value
+    elif kind == "parquet":
+        for col in _parquet_columns(path, field, 1 << 16):
+            for value in col.to_pylist():
+                if isinstance(value, bytes):
+                    value = _decode(value, stats)
+                if value:
+                    yield value
+    elif kind in ("warc", "wet"):
+        unit = Unit(0, kind, "", (path,))
+        for table in _warc(unit, 1024, stats, []):
+            col = table.column("text" if kind == "wet" else "html")
+            for value in col.to_pylist():
+                if isinstance(value, bytes):
+                    value = _decode(value, stats)
+                if value:
+                    yield value
+    else:
+        text = _decode(_whole(path), stats)
+        if text:
+            yield text
+
+
+# ---- one file's rows, in batches -------------------------------------------
+
+
+def text_batches(
+    path: str | os.PathLike, field: str = "text", batch_size: int = 10_000
+) -> Iterator[list[str] | pa.Array]:
+    """Every document of one JSONL, Parquet or text file, ``batch_size`` at
+    a time, one per row: row ``i`` of the file is document ``i`` (what the
+    out-of-core dedup numbers). Parquet batches are Arrow columns, read in
+    place by the kernels (a null is ""); JSONL batches are lists of ``str``
+    (a missing, empty or non-string ``field`` is ""; blank lines are not
+    rows). A line that is not a JSON object raises ``ValueError`` naming
+    the file and line."""
+    path = Path(path)
+    kind = kind_of(path)
+    if kind == "parquet":
+        yield from _parquet_columns(path, field, batch_size)
+        return
+    if kind == "text":
+        yield [_decode(_whole(path), Counter())]
+        return
+    if kind != "jsonl":
+        raise ValueError(f"{path}: {kind} files have no rows (JSONL, Parquet or text)")
+    batch: list[str] = []
+    for lineno, value, problem in _jsonl_records(path, field, Counter()):
+        if problem in ("bad_json", "not_object"):
+            raise ValueError(f"{path}:{lineno}: not a JSON object")
+        batch.append(value or "")
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 # Payload bytes per chunk read from Rust: a few MB, which the allocator

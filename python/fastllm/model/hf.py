@@ -18,8 +18,6 @@ HF's rotate-half layout, so the export is a renaming (no permutation of q/k):
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any, Literal
 import torch
 
 from fastllm.config import Section, check, cli, knob, run_cli, section
+from fastllm.io.atomic import atomic_dir, write_bytes_atomic, write_json_atomic
 from fastllm.model import Decoder, ModelConfig
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -119,35 +118,24 @@ def export_hf(
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".tmp-{out_dir.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    specials: dict[str, int] = {}
-    if tokenizer_path is not None:
-        shutil.copyfile(tokenizer_path, tmp / "tokenizer.json")
-        specials = _special_tokens(Path(tokenizer_path))
-    save_file(
-        hf_state_dict(model, DTYPES[dtype]), tmp / "model.safetensors", metadata={"format": "pt"}
-    )
-    config = hf_config(model.config, dtype, specials)
-    (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    if specials:
-        eos = config["eos_token_id"]
-        name = next(k for k, v in specials.items() if v == eos)
-        (tmp / "tokenizer_config.json").write_text(
-            json.dumps(
-                {
-                    "tokenizer_class": "PreTrainedTokenizerFast",
-                    "eos_token": name,
-                    "bos_token": name,
-                },
-                indent=2,
-            )
-            + "\n"
+    # Every file in a temporary folder, fsynced and renamed as one (io.atomic).
+    with atomic_dir(out_dir) as tmp:
+        specials: dict[str, int] = {}
+        if tokenizer_path is not None:
+            write_bytes_atomic(tmp / "tokenizer.json", Path(tokenizer_path).read_bytes())
+            specials = _special_tokens(Path(tokenizer_path))
+        save_file(
+            hf_state_dict(model, DTYPES[dtype]), tmp / "model.safetensors", metadata={"format": "pt"}
         )
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+        config = hf_config(model.config, dtype, specials)
+        write_json_atomic(tmp / "config.json", config)
+        if specials:
+            eos = config["eos_token_id"]
+            name = next(k for k, v in specials.items() if v == eos)
+            write_json_atomic(
+                tmp / "tokenizer_config.json",
+                {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": name, "bos_token": name},
+            )
     return out_dir
 
 

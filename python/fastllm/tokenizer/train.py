@@ -15,7 +15,7 @@ _CHUNK_DOCS = 8192
 
 
 def _documents(texts: Iterable[str | os.PathLike], text_field: str) -> Iterator[str]:
-    from fastllm.io.sources import iter_texts
+    from fastllm.io.readers import iter_texts
 
     if isinstance(texts, str | bytes):
         raise TypeError("texts must be an iterable of str or paths, not a single str")

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from fastllm import _core
 from fastllm.data import dedup
+from fastllm.data.config import DedupConfig
 
 pytest.importorskip("xxhash", reason="the pure-Python reference hashes with xxhash")
 
@@ -91,8 +92,9 @@ def test_clusters_match_reference(bases, threshold, verify):
     texts = _planted(bases, [0, 1, 3, 10])
     weights = dedup.VERIFIED_WEIGHTS if verify else (0.5, 0.5)
     bands, rows = dedup.lsh_params(threshold, 32, *weights)
-    mode = "signature" if verify else False
-    got = dedup.near_duplicate_clusters(texts, threshold, num_perm=32, ngram=3, verify=mode)
+    mode = "signature" if verify else "none"
+    cfg = DedupConfig(threshold=threshold, num_perm=32, ngram=3, verify=mode)
+    got = dedup.near_duplicate_clusters(texts, cfg)
     sigs = [ref.signature(t, 32, 3, 0) for t in texts]
     assert got.tolist() == ref.clusters(sigs, threshold, bands, rows, verify)
 
@@ -116,12 +118,12 @@ def test_results_do_not_depend_on_thread_count(texts):
     texts = texts + texts[: len(texts) // 2]  # some exact duplicates
     with threads(1):
         s1 = dedup.minhash(texts, num_perm=32)
-        c1 = dedup.near_duplicate_clusters(texts, num_perm=32, ngram=2)
+        c1 = dedup.near_duplicate_clusters(texts, DedupConfig(num_perm=32, ngram=2))
     with threads(2):
         s2 = dedup.minhash(texts, num_perm=32)
-        c2 = dedup.near_duplicate_clusters(texts, num_perm=32, ngram=2)
+        c2 = dedup.near_duplicate_clusters(texts, DedupConfig(num_perm=32, ngram=2))
     with threads(7):
-        c7 = dedup.near_duplicate_clusters(texts, num_perm=32, ngram=2)
+        c7 = dedup.near_duplicate_clusters(texts, DedupConfig(num_perm=32, ngram=2))
     assert (s1 == s2).all()
     assert c1.tolist() == c2.tolist() == c7.tolist()
 
@@ -155,10 +157,11 @@ def test_pairs_and_exact_clusters_match_reference(bases, threshold, verify):
     assert [tuple(p) for p in got.tolist()] == ref.bucket_pairs(
         ref_sigs, threshold, bands, rows, verify
     )
-    exact = dedup.near_duplicate_clusters(texts, threshold, 32, 2, verify="exact")
+    cfg = DedupConfig(threshold=threshold, num_perm=32, ngram=2)
+    exact = dedup.near_duplicate_clusters(texts, cfg.replace(verify="exact"))
     assert exact.tolist() == ref.exact_clusters(texts, ref_sigs, threshold, bands, rows, 2)
-    # True means exact where the texts are at hand.
-    default = dedup.near_duplicate_clusters(texts, threshold, 32, 2)
+    # The default verification is exact.
+    default = dedup.near_duplicate_clusters(texts, cfg)
     assert default.tolist() == exact.tolist()
     # Signatures made elsewhere, verified exactly with the texts beside them
     # (what the pipeline does with its stored signatures): the same clusters.
@@ -194,8 +197,8 @@ def test_exact_hash_folds_long_and_non_ascii_text():
 
 
 def test_verify_modes_are_checked():
-    with pytest.raises(ValueError, match="verify must be"):
-        dedup.near_duplicate_clusters(["a"], verify="maybe")
+    with pytest.raises(ValueError, match="dedup.verify"):
+        DedupConfig(verify="maybe")
     with pytest.raises(ValueError, match="needs the texts"):
         dedup.clusters_from_signatures(dedup.minhash(["a"]), verify="exact")
     sigs = dedup.minhash(["a b c", "a b c", "x"], num_perm=16, ngram=1)

@@ -8,6 +8,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from fastllm.data import dedup  # noqa: E402
+from fastllm.data.config import DedupConfig  # noqa: E402
 from fastllm.data.dedup import ray as dedup_ray  # noqa: E402
 from tests.data.dedup.test_out_of_core import _corpus  # noqa: E402
 
@@ -20,20 +21,16 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.mark.parametrize("verify", ["signature", "exact", False])
+@pytest.mark.parametrize("verify", ["signature", "exact", "none"])
 def test_ray_equals_single_machine(local_ray, verify):
-    # With the texts on the driver (a list) every mode is available, True
-    # meaning exact as on one machine.
+    # With the texts on the driver (a list) every mode is available: the
+    # same config gives the single machine's clusters.
     texts = _corpus(n_bases=80, seed=3)
-    want = dedup.near_duplicate_clusters(texts, num_perm=64, ngram=3, verify=verify)
+    cfg = DedupConfig(num_perm=64, ngram=3, verify=verify)
+    want = dedup.near_duplicate_clusters(texts, cfg)
     assert (want != np.arange(len(texts))).sum() > 10
-    got = dedup_ray.near_duplicate_clusters(
-        texts, num_perm=64, ngram=3, verify=verify, batch_size=16
-    )
+    got = dedup_ray.near_duplicate_clusters(texts, cfg, batch_size=16)
     assert got.tolist() == want.tolist()
-    if verify == "exact":
-        default = dedup_ray.near_duplicate_clusters(texts, num_perm=64, ngram=3, batch_size=16)
-        assert default.tolist() == want.tolist()
 
 
 def test_ray_takes_a_dataset(local_ray):
@@ -41,14 +38,13 @@ def test_ray_takes_a_dataset(local_ray):
 
     texts = ["a b c d e f"] * 3 + ["x y z"]
     ds = ray.data.from_arrow(pa.table({"doc": np.arange(4), "body": texts}))
-    got = dedup_ray.near_duplicate_clusters(ds, text_column="body", id_column="doc")
+    signature = DedupConfig(verify="signature")
+    got = dedup_ray.near_duplicate_clusters(ds, signature, text_column="body", id_column="doc")
     assert got.tolist() == [0, 0, 0, 3]
     with pytest.raises(ValueError, match="missing"):
-        dedup_ray.near_duplicate_clusters(ds)
-    # A Dataset alone: True means signature agreement, exact needs texts= too.
+        dedup_ray.near_duplicate_clusters(ds, signature)
+    # A Dataset alone has no texts on the driver: exact verification needs texts= too.
     with pytest.raises(ValueError, match="exact"):
-        dedup_ray.near_duplicate_clusters(ds, text_column="body", id_column="doc", verify="exact")
-    got = dedup_ray.near_duplicate_clusters(
-        ds, text_column="body", id_column="doc", verify="exact", texts=texts
-    )
+        dedup_ray.near_duplicate_clusters(ds, text_column="body", id_column="doc")
+    got = dedup_ray.near_duplicate_clusters(ds, text_column="body", id_column="doc", texts=texts)
     assert got.tolist() == [0, 0, 0, 3]

@@ -7,6 +7,7 @@ import pytest
 
 from fastllm import _core
 from fastllm.data import dedup
+from fastllm.data.config import ConfigError, DedupConfig
 
 
 def test_empty_batch():
@@ -28,7 +29,7 @@ def test_empty_and_punctuation_only_documents_cluster_together():
 
 def test_one_word_and_shorter_than_ngram_documents():
     texts = ["hello", "Hello!", "world", "hello world", "HELLO   world.", "hello there"]
-    assert dedup.near_duplicate_clusters(texts, ngram=5).tolist() == [0, 0, 2, 3, 3, 5]
+    assert dedup.near_duplicate_clusters(texts, DedupConfig(ngram=5)).tolist() == [0, 0, 2, 3, 3, 5]
 
 
 def test_cjk_uses_character_ngrams():
@@ -37,7 +38,7 @@ def test_cjk_uses_character_ngrams():
     c = "完全不同的一段中文内容没有任何重复的地方真的没有" * 3
     words = _core.dedup_words(a)
     assert all(len(w) == 1 for w in words)
-    got = dedup.near_duplicate_clusters([a, b, c], threshold=0.7)
+    got = dedup.near_duplicate_clusters([a, b, c], DedupConfig(threshold=0.7))
     assert got.tolist() == [0, 0, 2]
 
 
@@ -80,8 +81,9 @@ def test_invalid_utf8_is_a_type_error_not_a_panic():
     ],
 )
 def test_bad_arguments_name_themselves(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        dedup.near_duplicate_clusters(["a b c"], **kwargs)
+    # The dedup config is checked when it is made, before any kernel runs.
+    with pytest.raises(ConfigError, match=f"dedup.*{match}"):
+        DedupConfig(**kwargs)
 
 
 def test_bad_arguments_at_the_binding_are_value_errors():

@@ -103,12 +103,17 @@ def run_cli(*args: str) -> int:
     return main(["run", *map(str, args), "--no-progress"])
 
 
-def run_subprocess(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+KILL = Path(__file__).with_name("kill.py")
+
+
+def run_subprocess(*args: str, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    """The CLI in a child process; ``kill_at="unit:2"`` SIGKILLs it at that
+    point (see kill.py)."""
     e = dict(os.environ)
     e["PYTHONPATH"] = str(REPO / "python") + os.pathsep + e.get("PYTHONPATH", "")
-    e.update(env or {})
+    cmd = [str(KILL), kill_at] if kill_at else ["-m", "fastllm.data"]
     return subprocess.run(
-        [sys.executable, "-m", "fastllm.data", "run", *map(str, args), "--no-progress"],
+        [sys.executable, *cmd, "run", *map(str, args), "--no-progress"],
         env=e,
         capture_output=True,
         text=True,

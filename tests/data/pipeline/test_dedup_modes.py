@@ -53,7 +53,7 @@ def test_disk_dedup_killed_then_rerun(tmp_path, tokenizer_path):
     args = ["--input", corpus, "--tokenizer", tokenizer_path, "--dedup.mode", "disk"]
     assert run_cli(*args, "--output", tmp_path / "ref") == 0
     out = tmp_path / "out"
-    p = run_subprocess(*args, "--output", out, env={"FASTLLM_PIPELINE_KILL": "dedup:1"})
+    p = run_subprocess(*args, "--output", out, kill_at="dedup:1")
     assert p.returncode == -9, p.stderr
     assert list((out / "work").glob("dedup-*/in/*.parquet")) and not (out / "shards").exists()
     p = run_subprocess(*args, "--output", out)

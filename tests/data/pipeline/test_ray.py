@@ -95,3 +95,17 @@ def test_ray_blocks_keep_the_url():
     assert block.column("url").to_pylist() == ["http://example.de/", None]
     assert block.column("text").null_count == 2
     assert block.column("_unit").to_pylist() == [3, 3]
+
+
+def test_ray_splits_validation_like_local(local_ray, corpus, tmp_path):
+    # The split and the tokenizer trained in the run (without the validation
+    # documents) are common.py's in both engines.
+    args = ["--input", corpus, "--filter.min_chars", "20", "--output.val_every", "3"]
+    args += ["--tokenizer.train_vocab_size", "300"]
+    assert run_cli(*args, "--output", tmp_path / "local") == 0
+    assert run_cli(*args, "--output", tmp_path / "ray", "--engine", "ray") == 0
+    for name in ("shards", "val_shards"):
+        assert documents(tmp_path / "ray" / name) == documents(tmp_path / "local" / name)
+    local_tok = (tmp_path / "local" / "tokenizer.json").read_bytes()
+    assert (tmp_path / "ray" / "tokenizer.json").read_bytes() == local_tok
+    assert len(documents(tmp_path / "local" / "val_shards")) >= 5

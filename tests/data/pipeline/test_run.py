@@ -134,7 +134,7 @@ def test_kill_9_then_rerun_is_byte_identical(tmp_path, tokenizer_path, kill_at):
     ref = tmp_path / "ref"
     assert run_cli(*args, "--output", ref) == 0
     out = tmp_path / "out"
-    p = run_subprocess(*args, "--output", out, env={"FASTLLM_PIPELINE_KILL": kill_at})
+    p = run_subprocess(*args, "--output", out, kill_at=kill_at)
     assert p.returncode == -9, p.stderr
     assert not (out / "shards").exists()
     if kill_at.startswith("shard"):

@@ -28,11 +28,13 @@ of the positions instead, no second read); (4) union-find over the edges;
 (5) a removal pass writes each shard's kept documents to ``output_dir``
 (same file name).
 
-Every file is written under a temporary name and renamed when complete.
-Document ids are global indexes in input order, so the result equals
-:func:`fastllm.data.dedup.near_duplicate_clusters` on the concatenated inputs.
+Every file is written with :mod:`fastllm.io.atomic` (a temporary name,
+fsynced, renamed when complete). Document ids are global indexes in input
+order, so the result equals :func:`fastllm.data.dedup.near_duplicate_clusters`
+on the concatenated inputs with the same :class:`~fastllm.data.config.DedupConfig`.
 Inputs are Parquet (``.parquet``) or JSON lines (``.jsonl``, ``.jsonl.gz``)
-with a string column ``text_column``.
+with a string column ``text_column``, read by
+:func:`fastllm.io.readers.text_batches` (row ``i`` is document ``i``).
 """
 
 from __future__ import annotations
@@ -40,38 +42,33 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from fastllm import _core
+from fastllm.data.config import DedupConfig
 from fastllm.data.dedup.memory import (
     DedupReport,
-    _check_signature_args,
+    _check_int,
+    lsh_plan,
     minhash,
     report_from_labels,
 )
+from fastllm.io.atomic import atomic_open, atomic_path, write_json_atomic
+from fastllm.io.readers import open_binary, text_batches
 
 FORMAT_VERSION = 2  # 2: multiply-shift signatures
 
 
-def _atomic_path(path: Path) -> Path:
-    return path.with_name(f"{path.name}.tmp-{os.getpid()}")
-
-
 def _write_json(path: Path, obj) -> None:
-    tmp = _atomic_path(path)
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_json_atomic(path, obj, indent=1, sort_keys=True)
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
-    tmp = _atomic_path(path)
-    with open(tmp, "wb") as f:
+    with atomic_open(path) as f:
         np.save(f, arr)
-    os.replace(tmp, path)
 
 
 def _kind(path: Path) -> str:
@@ -83,54 +80,20 @@ def _kind(path: Path) -> str:
     raise ValueError(f"input_paths: {path} is neither .parquet nor .jsonl / .jsonl.gz")
 
 
-def _open_text(path: Path, mode: str = "rt", gz: bool | None = None):
-    if path.name.endswith(".gz") if gz is None else gz:
-        return gzip.open(path, mode, encoding="utf-8")
-    return open(path, mode, encoding="utf-8")
-
-
-def _text_batches(path: Path, text_column: str, batch_size: int) -> Iterator[Any]:
-    """The texts of one shard, ``batch_size`` at a time: Parquet as Arrow
-    columns (read in place by the kernels; a null is ""), JSONL as lists."""
-    if _kind(path) == "parquet":
-        import pyarrow.parquet as pq
-
-        pf = pq.ParquetFile(path)
-        if text_column not in pf.schema_arrow.names:
-            raise ValueError(f"text_column {text_column!r} is not a column of {path}")
-        for batch in pf.iter_batches(batch_size=batch_size, columns=[text_column]):
-            yield batch.column(0)
-        return
-    batch: list[str] = []
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                t = json.loads(line).get(text_column)
-            except (json.JSONDecodeError, AttributeError) as e:
-                raise ValueError(f"{path}:{lineno}: not a JSON object ({e})") from None
-            batch.append(t if isinstance(t, str) else "")
-            if len(batch) == batch_size:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
-
-
-def _signatures_for_shard(path, text_column, batch_size, num_perm, ngram, seed):
+def _signatures_for_shard(path: Path, text_column: str, batch_size: int, config: DedupConfig):
     """Signatures of one shard and its size in bytes of text."""
     chunks, nbytes = [], 0
-    for texts in _text_batches(path, text_column, batch_size):
+    for texts in text_batches(path, text_column, batch_size):
         if isinstance(texts, list):
             nbytes += sum(len(t.encode("utf-8")) for t in texts)
         elif len(texts):
             import pyarrow.compute as pc
 
             nbytes += int(pc.sum(pc.binary_length(texts)).as_py() or 0)
-        chunks.append(minhash(texts, num_perm, ngram, seed))
-    sigs = np.concatenate(chunks) if chunks else np.zeros((0, num_perm), dtype=np.uint64)
-    return sigs, nbytes
+        chunks.append(minhash(texts, config.num_perm, config.ngram, config.seed))
+    if chunks:
+        return np.concatenate(chunks), nbytes
+    return np.zeros((0, config.num_perm), dtype=np.uint64), nbytes
 
 
 def _by_shard_pair(u, v, offsets, load, check):
@@ -191,7 +154,7 @@ def _write_candidate_sets(u, v, offsets, inputs, set_path, text_column, batch_si
         local = ids - offsets[i]
         offs, hashes, total, pos = [np.zeros(1, np.uint64)], [], 0, 0
         if len(ids):
-            for texts in _text_batches(path, text_column, batch_size):
+            for texts in text_batches(path, text_column, batch_size):
                 lo, hi = np.searchsorted(local, [pos, pos + len(texts)])
                 if hi > lo:
                     which = np.ascontiguousarray(local[lo:hi] - pos, dtype=np.uint64)
@@ -200,15 +163,13 @@ def _write_candidate_sets(u, v, offsets, inputs, set_path, text_column, batch_si
                     hashes.append(h)
                     total += len(h)
                 pos += len(texts)
-        tmp = _atomic_path(target)
-        with open(tmp, "wb") as f:
+        with atomic_open(target) as f:
             np.savez(
                 f,
                 ids=ids.astype(np.uint64),
                 offsets=np.concatenate(offs),
                 hashes=np.concatenate(hashes) if hashes else np.zeros(0, np.uint64),
             )
-        os.replace(tmp, target)
 
 
 def _verify_exact(u, v, offsets, set_path, threshold):
@@ -231,18 +192,14 @@ def dedup_shards(
     input_paths: Sequence[str | os.PathLike],
     work_dir: str | os.PathLike,
     output_dir: str | os.PathLike | None = None,
+    config: DedupConfig | None = None,
     *,
-    threshold: float = 0.8,
-    num_perm: int = 128,
-    ngram: int = 5,
-    seed: int = 0,
-    verify: bool | str = True,
-    bands: int | None = None,
-    rows: int | None = None,
     text_column: str = "text",
     batch_size: int = 10_000,
 ) -> DedupReport:
-    """Near-duplicate removal over shards that need not fit in memory together.
+    """Near-duplicate removal over shards that need not fit in memory together,
+    with ``config``'s threshold, permutations, n-gram, seed, verification and
+    bands x rows (default: ``DedupConfig()``).
 
     Writes kept documents of each input to ``output_dir`` (same file name;
     skipped when ``output_dir`` is None), leaves ``work_dir/labels.npy``
@@ -251,6 +208,7 @@ def dedup_shards(
     """
     if isinstance(input_paths, (str, os.PathLike)):
         raise TypeError("input_paths must be a sequence of paths, not a single path")
+    config = config or DedupConfig()
     inputs = [Path(p) for p in input_paths]
     for p in inputs:
         _kind(p)
@@ -258,14 +216,14 @@ def dedup_shards(
             raise FileNotFoundError(f"input_paths: no such file: {p}")
     if len({p.name for p in inputs}) != len(inputs) and output_dir is not None:
         raise ValueError("input_paths: file names must be distinct (outputs reuse them)")
-    mode, b, r = _check_signature_args(
-        threshold, num_perm, ngram, seed, batch_size, verify, bands, rows, exact_ok=True
-    )
+    _check_int("batch_size", batch_size, 1)
+    mode, b, r = lsh_plan(config, exact_ok=True)
+    threshold, num_perm, ngram, seed = config.threshold, config.num_perm, config.ngram, config.seed
 
     work = Path(work_dir)
     for sub in ("sig", "runs", "shards", "sets"):
         (work / sub).mkdir(parents=True, exist_ok=True)
-    config = {
+    settings = {
         "format_version": FORMAT_VERSION,
         "inputs": [str(p.resolve()) for p in inputs],
         "threshold": float(threshold),
@@ -280,14 +238,14 @@ def dedup_shards(
     cfg_path = work / "config.json"
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
-        diff = sorted(k for k in config.keys() | old.keys() if old.get(k) != config.get(k))
+        diff = sorted(k for k in settings.keys() | old.keys() if old.get(k) != settings.get(k))
         if diff:
             raise ValueError(
                 f"work_dir {work} holds a run with other settings ({', '.join(diff)}); "
                 "use a fresh work_dir"
             )
     else:
-        _write_json(cfg_path, config)
+        _write_json(cfg_path, settings)
 
     sig_path = lambda i: work / "sig" / f"{i:05d}.npy"  # noqa: E731
     run_path = lambda i: work / "runs" / f"{i:05d}.run"  # noqa: E731
@@ -302,7 +260,7 @@ def dedup_shards(
             counts.append(json.loads(done.read_text())["docs"])
             offset += counts[-1]
             continue
-        sigs, nbytes = _signatures_for_shard(path, text_column, batch_size, num_perm, ngram, seed)
+        sigs, nbytes = _signatures_for_shard(path, text_column, batch_size, config)
         n = len(sigs)
         keys = _core.band_keys(sigs, b, r) if n else np.zeros((0, b), dtype=np.uint64)
         band = np.tile(np.arange(b, dtype=np.uint64), n)
@@ -353,29 +311,31 @@ def dedup_shards(
 
 
 def _write_kept(src: Path, dst: Path, keep: np.ndarray, text_column: str, batch_size: int):
-    tmp = _atomic_path(dst)
     if _kind(src) == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         pf = pq.ParquetFile(src)
         pos = 0
-        with pq.ParquetWriter(tmp, pf.schema_arrow) as w:
+        with atomic_path(dst) as tmp, pq.ParquetWriter(tmp, pf.schema_arrow) as w:
             for batch in pf.iter_batches(batch_size=batch_size):
                 mask = keep[pos : pos + batch.num_rows]
                 pos += batch.num_rows
                 w.write_table(pa.Table.from_batches([batch]).filter(pa.array(mask)))
-    else:
-        # Copy the kept lines byte for byte: nothing is re-serialized.
-        pos = 0
-        with _open_text(src) as f, _open_text(tmp, "wt", gz=dst.name.endswith(".gz")) as g:
-            for line in f:
-                if not line.strip():
-                    continue
-                if keep[pos]:
-                    g.write(line if line.endswith("\n") else line + "\n")
-                pos += 1
-    os.replace(tmp, dst)
+        return
+    # Copy the kept lines byte for byte: nothing is re-serialized. Rows are
+    # the non-blank lines, as text_batches counts them.
+    pos = 0
+    with open_binary(src) as f, atomic_open(dst) as raw:
+        g = gzip.GzipFile(dst.name, "wb", fileobj=raw, mtime=0) if dst.name.endswith(".gz") else raw
+        for line in f:
+            if not line.strip():
+                continue
+            if keep[pos]:
+                g.write(line if line.endswith(b"\n") else line + b"\n")
+            pos += 1
+        if g is not raw:
+            g.close()
 
 
 def read_labels(work_dir: str | os.PathLike) -> np.ndarray:

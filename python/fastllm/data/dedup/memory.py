@@ -23,7 +23,13 @@ Near duplicates, in four steps (all in Rust, whole batches, GIL released):
 
 Results depend only on the inputs and ``seed``, not on the thread count. For
 corpora larger than memory see :mod:`fastllm.data.dedup.disk`; on a Ray cluster
-see :mod:`fastllm.data.dedup.ray`.
+see :mod:`fastllm.data.dedup.ray`. The three modes take the one
+:class:`~fastllm.data.config.DedupConfig` (threshold, permutations, n-gram,
+seed, verification, bands x rows); the building blocks below it
+(:func:`minhash`, :func:`clusters_from_signatures`, ...) take their own
+arguments. ``DedupConfig.build()`` is :class:`DedupStage`: exact then near
+duplicates dropped from one Arrow table, the rule the pipeline applies
+across a whole run.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from fastllm import _core
+from fastllm.config import builder
+from fastllm.data.config import DedupConfig
 from fastllm.io.arrow import is_arrow, text_column
 
 #: Weights of :func:`lsh_params` when candidates are verified: verification
@@ -58,6 +66,19 @@ def content_hashes(texts: Sequence[str], normalize: bool = True) -> np.ndarray:
     Rust; a null hashes as the empty text.
     """
     return _core.content_hashes(_as_str_list(texts, "texts"), normalize)
+
+
+def first_occurrences(hashes: np.ndarray) -> np.ndarray:
+    """The keep mask of exact dedup: True at the first row of each distinct
+    ``(n, 2)`` content hash (:func:`content_hashes`), in row order."""
+    hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
+    keep = np.zeros(len(hashes), dtype=bool)
+    if len(hashes):
+        # One 16-byte key per row; return_index is the first occurrence, so
+        # no per-document Python loop.
+        keys = hashes.view(np.dtype((np.void, 16))).ravel()
+        keep[np.unique(keys, return_index=True)[1]] = True
+    return keep
 
 
 def exact_duplicates(texts: Sequence[str], normalize: bool = True) -> np.ndarray:
@@ -133,41 +154,47 @@ def _bands_rows(threshold, num_perm, verify, bands, rows):
 
 
 def near_duplicate_clusters(
-    texts: Sequence[str],
-    threshold: float = 0.8,
-    num_perm: int = 128,
-    ngram: int = 5,
-    seed: int = 0,
-    verify: bool | str = True,
-    bands: int | None = None,
-    rows: int | None = None,
+    texts: Sequence[str], config: DedupConfig | None = None
 ) -> np.ndarray:
-    """Each text's cluster id (int64): the smallest index in its cluster.
+    """Each text's cluster id (int64): the smallest index in its cluster,
+    with ``config``'s threshold, permutations, n-gram, seed, verification
+    and bands x rows (default: ``DedupConfig()``).
 
-    ``result != arange(n)`` marks the near duplicates to drop. ``bands`` and
-    ``rows`` default to :func:`lsh_params` (with :data:`VERIFIED_WEIGHTS`
-    when verifying). ``verify``: ``True`` (the default) or ``"exact"`` keeps
-    a candidate pair only when the two shingle sets have Jaccard ``>=
-    threshold`` (the candidates' texts are shingled again, in parallel, and
-    their sorted hash sets merged; no estimation noise at the threshold);
-    ``"signature"`` only when the two signatures agree on at least
-    ``threshold`` of their positions (cheaper, an estimate); ``False`` keeps
-    every LSH candidate.
+    ``result != arange(n)`` marks the near duplicates to drop. Bands and
+    rows default to :func:`lsh_params` (with :data:`VERIFIED_WEIGHTS`
+    when verifying). ``verify``: ``"exact"`` (the default) keeps a candidate
+    pair only when the two shingle sets have Jaccard ``>= threshold`` (the
+    candidates' texts are shingled again, in parallel, and their sorted hash
+    sets merged; no estimation noise at the threshold); ``"signature"`` only
+    when the two signatures agree on at least ``threshold`` of their
+    positions (cheaper, an estimate); ``"none"`` keeps every LSH candidate.
     """
     texts = _as_str_list(texts, "texts")
-    _check_threshold(threshold)
-    _check_int("num_perm", num_perm, 2)
-    _check_int("ngram", ngram, 1)
-    _check_int("seed", seed, 0, 2**64 - 1)
-    mode = _verify_mode(verify)
-    b, r = _bands_rows(threshold, num_perm, verify, bands, rows)
+    mode, b, r = lsh_plan(config)
+    c = config or DedupConfig()
     if mode == "exact":
         return _core.near_duplicate_clusters_exact(
-            texts, float(threshold), num_perm, ngram, seed, b, r
+            texts, float(c.threshold), c.num_perm, c.ngram, c.seed, b, r
         )
     return _core.near_duplicate_clusters(
-        texts, float(threshold), num_perm, ngram, seed, mode == "signature", b, r
+        texts, float(c.threshold), c.num_perm, c.ngram, c.seed, mode == "signature", b, r
     )
+
+
+def lsh_plan(config: DedupConfig | None = None, exact_ok: bool = True) -> tuple[str, int, int]:
+    """(verify mode, bands, rows) of ``config``: its bands x rows, or those
+    :func:`lsh_params` picks (with :data:`VERIFIED_WEIGHTS` when verifying).
+    ``exact_ok``: the caller has the texts where the edges meet (a
+    ``verify="exact"`` it cannot do is a ValueError)."""
+    c = config or DedupConfig()
+    if c.verify == "exact" and not exact_ok:
+        raise ValueError(
+            'verify="exact" needs the texts where the edges meet (give texts=, or use '
+            'verify="signature": signature agreement, or "none")'
+        )
+    if c.bands:
+        return c.verify, c.bands, c.rows
+    return c.verify, *_bands_rows(c.threshold, c.num_perm, c.verify, None, None)
 
 
 def shingle_jaccard(texts: Sequence[str], pairs: np.ndarray, ngram: int = 5) -> np.ndarray:
@@ -321,20 +348,24 @@ def report_from_labels(labels: np.ndarray) -> DedupReport:
     )
 
 
-def dedup_stage(
-    batch,
-    text_column: str = "text",
-    threshold: float = 0.8,
-    num_perm: int = 128,
-    ngram: int = 5,
-    seed: int = 0,
-    verify: bool | str = True,
-):
-    """The pipeline stage: drop near duplicates from a ``pyarrow.Table`` (or
-    RecordBatch), keeping the first document of each cluster. Returns the
-    kept rows and a :class:`DedupReport`. The kept rows gain nothing; a
-    caller that wants the cluster ids calls :func:`near_duplicate_clusters`.
+def dedup_stage(batch, config: DedupConfig | None = None, text_column: str = "text"):
+    """Drop near duplicates from a ``pyarrow.Table`` (or RecordBatch),
+    keeping the first document of each cluster (``config``: see
+    :func:`near_duplicate_clusters`). Returns the kept rows and a
+    :class:`DedupReport`. The kept rows gain nothing; a caller that wants
+    the cluster ids calls :func:`near_duplicate_clusters`.
     """
+    import pyarrow as pa
+
+    col = _string_column(batch, text_column)
+    # The column goes to Rust as it is (no to_pylist); a null text is an
+    # empty document there (it clusters with other empties).
+    labels = near_duplicate_clusters(col, config)
+    keep = labels == np.arange(len(labels))
+    return batch.filter(pa.array(keep)), report_from_labels(labels)
+
+
+def _string_column(batch, text_column: str):
     import pyarrow as pa
 
     if text_column not in batch.schema.names:
@@ -345,11 +376,49 @@ def dedup_stage(
     col = batch.column(text_column)
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         raise ValueError(f"text_column {text_column!r} must be a string column, got {col.type}")
-    # The column goes to Rust as it is (no to_pylist); a null text is an
-    # empty document there (it clusters with other empties).
-    labels = near_duplicate_clusters(col, threshold, num_perm, ngram, seed, verify)
-    keep = labels == np.arange(len(labels))
-    return batch.filter(pa.array(keep)), report_from_labels(labels)
+    return col
+
+
+class DedupStage:
+    """``DedupConfig.build()``: a :class:`~fastllm.data.stages.Stage` that
+    drops exact duplicates (normalized content hash, first kept), then near
+    duplicates among the rest (first of each cluster kept), from one table;
+    counts ``exact_duplicate`` and ``near_duplicate``. ``enabled``,
+    ``exact`` and ``near`` turn the parts off; ``mode`` does not apply (one
+    table is in memory)."""
+
+    name = "dedup"
+
+    def __init__(self, config: DedupConfig):
+        self.config = config
+        lsh_plan(config)  # bands x rows checked now, not at the first batch
+
+    def __call__(self, table):
+        import pyarrow as pa
+
+        c = self.config
+        col = _string_column(table, "text")
+        keep = np.ones(len(table), dtype=bool)
+        counts: dict[str, int] = {}
+        if not (c.enabled and len(table)):
+            return table, counts
+        if c.exact:
+            keep = first_occurrences(content_hashes(col))
+            if (n := int((~keep).sum())) > 0:
+                counts["exact_duplicate"] = n
+        if c.near:
+            idx = np.flatnonzero(keep)
+            labels = near_duplicate_clusters(col.take(pa.array(idx)), c)
+            near = labels != np.arange(len(idx))
+            keep[idx[near]] = False
+            if near.any():
+                counts["near_duplicate"] = int(near.sum())
+        return table.filter(pa.array(keep)), counts
+
+
+@builder(DedupConfig)
+def _build_stage(config: DedupConfig) -> DedupStage:
+    return DedupStage(config)
 
 
 # --- argument checks: Python owns the messages -------------------------------
@@ -364,26 +433,6 @@ def _as_signatures(signatures) -> np.ndarray:
     if sigs.shape[1] < 2:
         raise ValueError(f"signatures must have num_perm >= 2 columns, got {sigs.shape[1]}")
     return np.ascontiguousarray(sigs)
-
-
-def _check_signature_args(
-    threshold, num_perm, ngram, seed, batch_size, verify, bands, rows, exact_ok
-):
-    """The arguments shared by the out-of-core and Ray modes, checked; returns
-    (verify mode, bands, rows). ``exact_ok``: the mode can verify exactly
-    (``verify=True`` means ``"exact"`` there, else ``"signature"``)."""
-    _check_threshold(threshold)
-    _check_int("num_perm", num_perm, 2)
-    _check_int("ngram", ngram, 1)
-    _check_int("seed", seed, 0, 2**64 - 1)
-    _check_int("batch_size", batch_size, 1)
-    if not exact_ok and isinstance(verify, str) and verify == "exact":
-        raise ValueError(
-            'verify="exact" is not available here (the shingle sets are not shuffled with '
-            'the band keys); use True or "signature" (signature agreement) or False'
-        )
-    mode = _verify_mode(verify, texts_at_hand=exact_ok)
-    return (mode, *_bands_rows(threshold, num_perm, verify, bands, rows))
 
 
 def _check_threshold(threshold, upper_open: bool = False) -> None:

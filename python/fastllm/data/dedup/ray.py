@@ -10,20 +10,20 @@ those of :func:`fastllm.data.dedup.near_duplicate_clusters`, spread by Ray Data:
    ``verify``, the same edges as the single-machine mode;
 3. union-find over the edges on the driver (8 bytes per document).
 
-So the cluster ids equal the single-machine ones with ``verify="signature"``
-(or ``False``). Exact verification needs the texts where the edges meet:
-when the driver has them (``data`` is a list of texts, or ``texts=`` is
-given beside a Dataset) the unverified star edges come back from Ray and
-each distinct pair's shingle-set Jaccard is computed on the driver (only
-the candidates' texts are shingled again), which gives exactly the
-single-machine ``verify="exact"`` clusters; that is what ``verify=True``
-means then. A Dataset alone has no texts on the driver, so there
-``verify=True`` means signature agreement: a bucket holds signatures, not
-texts, and exact verification inside Ray would have to shuffle every
-candidate's shingle set (about 8 bytes per word) once per band. Signature
-agreement estimates the Jaccard with standard deviation
-``sqrt(J * (1 - J) / num_perm)``: pairs within a few hundredths of the
-threshold land on either side (a larger ``num_perm`` narrows that band).
+The parameters are the one :class:`~fastllm.data.config.DedupConfig` of
+the other modes, so the cluster ids equal the single-machine ones for the
+same config. Exact verification (``verify="exact"``, the default) needs the
+texts where the edges meet: when the driver has them (``data`` is a list of
+texts, or ``texts=`` is given beside a Dataset) the unverified star edges
+come back from Ray and each distinct pair's shingle-set Jaccard is computed
+on the driver (only the candidates' texts are shingled again). A Dataset
+alone has no texts on the driver, so there it takes ``verify="signature"``
+(or ``"none"``): a bucket holds signatures, not texts, and exact
+verification inside Ray would have to shuffle every candidate's shingle set
+(about 8 bytes per word) once per band. Signature agreement estimates the
+Jaccard with standard deviation ``sqrt(J * (1 - J) / num_perm)``: pairs
+within a few hundredths of the threshold land on either side (a larger
+``num_perm`` narrows that band).
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ from __future__ import annotations
 import numpy as np
 
 from fastllm import _core
+from fastllm.data.config import DedupConfig
 from fastllm.data.dedup.memory import (
     _as_str_list,
-    _check_signature_args,
+    _check_int,
     clusters_from_edges,
+    lsh_plan,
     minhash,
 )
 
@@ -78,19 +80,16 @@ def _bucket_edges(threshold, verify, num_perm):
 
 def near_duplicate_clusters(
     data,
-    threshold: float = 0.8,
-    num_perm: int = 128,
-    ngram: int = 5,
-    seed: int = 0,
-    verify: bool | str = True,
-    bands: int | None = None,
-    rows: int | None = None,
+    config: DedupConfig | None = None,
+    *,
     text_column: str = "text",
     id_column: str = "id",
     batch_size: int = 4096,
     texts=None,
 ) -> np.ndarray:
-    """Cluster ids (int64, smallest id in the cluster) computed with Ray Data.
+    """Cluster ids (int64, smallest id in the cluster) computed with Ray Data,
+    with ``config``'s threshold, permutations, n-gram, seed, verification and
+    bands x rows (default: ``DedupConfig()``).
 
     ``data`` is a list of texts (ids are their indexes) or a
     ``ray.data.Dataset`` with ``text_column`` and ``id_column`` (ids must be
@@ -100,23 +99,16 @@ def near_duplicate_clusters(
     """
     import ray
 
+    config = config or DedupConfig()
     if not isinstance(data, ray.data.Dataset):
         if texts is not None:
             raise ValueError("texts: give it only with a Dataset (a list of texts is its own)")
         texts = _as_str_list(data, "data")
     elif texts is not None:
         texts = _as_str_list(texts, "texts")
-    mode, b, r = _check_signature_args(
-        threshold,
-        num_perm,
-        ngram,
-        seed,
-        batch_size,
-        verify,
-        bands,
-        rows,
-        exact_ok=texts is not None,
-    )
+    _check_int("batch_size", batch_size, 1)
+    mode, b, r = lsh_plan(config, exact_ok=texts is not None)
+    threshold, num_perm, ngram, seed = config.threshold, config.num_perm, config.ngram, config.seed
 
     if isinstance(data, ray.data.Dataset):
         ds = data
