@@ -144,11 +144,12 @@ def stage_table(texts: list[str], mb: float, repeat: int) -> None:
     table = pa.table({"id": [str(i) for i in range(len(texts))], "text": texts})
     n = os.cpu_count() or 1
     fastllm.set_num_threads(n)
+    langid, pii = LangId(LangIdConfig(languages=["en"])), Pii(PiiSection())
     rows = [
         ("filter_stage", lambda: filter_stage(table)),
         ("language_stage", lambda: language_stage(table)),
-        ("LangId stage", lambda s=LangId(LangIdConfig(languages=["en"])): s(table)),
-        ("Pii stage", lambda s=Pii(PiiSection()): s(table)),
+        ("LangId stage", lambda: langid(table)),
+        ("Pii stage", lambda: pii(table)),
     ]
     print(f"# stages on a pyarrow table ({n} threads)")
     print(f"{'stage':<18}{'MB/s':>10}{'MB/cpu-s':>12}")
