@@ -13,7 +13,9 @@ Then the same documents as a pyarrow table, all threads: the filter stage
 before the zero-copy path (``to_pylist()``: every document copied into a
 Python str, then checked and borrowed by Rust) and as they are now (the
 column's buffers read in place through the Arrow C data interface).
-``--skip-datatrove`` prints only that table.
+Last, the per-batch stages (``filter_stage``, ``language_stage``, the
+pipeline's ``LangId`` and ``Pii`` stages) on that table, all threads.
+``--skip-datatrove`` prints only those two tables.
 
     python benches/python/bench_filters.py [--docs-per-file 6] [--repeat 3] [--skip-datatrove]
 """
@@ -129,6 +131,34 @@ def arrow_table(texts: list[str], mb: float, repeat: int) -> None:
         )
 
 
+def stage_table(texts: list[str], mb: float, repeat: int) -> None:
+    """The per-batch stages as the pipeline runs them on a pyarrow table, all
+    threads: what the kernels' output costs on the way back (the stage's own
+    Python work included)."""
+    import pyarrow as pa
+
+    from fastllm.data.config import LangIdConfig, PiiSection
+    from fastllm.data.langid import language_stage
+    from fastllm.data.stages import LangId, Pii
+
+    table = pa.table({"id": [str(i) for i in range(len(texts))], "text": texts})
+    n = os.cpu_count() or 1
+    fastllm.set_num_threads(n)
+    langid, pii = LangId(LangIdConfig(languages=["en"])), Pii(PiiSection())
+    rows = [
+        ("filter_stage", lambda: filter_stage(table)),
+        ("language_stage", lambda: language_stage(table)),
+        ("LangId stage", lambda: langid(table)),
+        ("Pii stage", lambda: pii(table)),
+    ]
+    print(f"# stages on a pyarrow table ({n} threads)")
+    print(f"{'stage':<18}{'MB/s':>10}{'MB/cpu-s':>12}")
+    for name, fn in rows:
+        fn()  # warm
+        w, c = best_wall_cpu(fn, repeat)
+        print(f"{name:<18}{mb / w:>10.1f}{mb / c:>12.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=None)
@@ -153,6 +183,8 @@ def main() -> None:
         )
         print(f"# {len(texts)} documents, {mb:.2f} MB")
         arrow_table(texts, mb, args.repeat)
+        print()
+        stage_table(texts, mb, args.repeat)
         return
 
     from datatrove.data import Document
@@ -190,6 +222,8 @@ def main() -> None:
     print(f"fastllm, all four chained, {n} threads: {mb / t_all:.1f} MB/s")
     print()
     arrow_table(texts, mb, args.repeat)
+    print()
+    stage_table(texts, mb, args.repeat)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ pub mod dedup;
 pub mod error;
 pub mod extract;
 pub mod filter;
+pub mod guard;
 pub mod pool;
 pub mod shard;
 pub mod source;

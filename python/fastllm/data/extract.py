@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import pyarrow as pa
+
 from fastllm import _core
 from fastllm.io.arrow import is_arrow, text_column
 
@@ -29,6 +31,10 @@ class Extracted(NamedTuple):
     texts: Any
     titles: Any
     langs: Any
+    failures: Sequence[tuple[int, str]] = ()
+    """``(row, message)`` of the pages the extractor failed on (a bug): None
+    in all three columns, like a page without main content, but dropped as
+    ``internal_error`` rather than ``no_main_text`` by the pipeline."""
 
 
 def _check_page(html: object, where: str) -> None:
@@ -40,6 +46,7 @@ def extract_text(html: bytes | str, url: str | None = None) -> str | None:
     """The main text of one HTML page, or None when it has none.
 
     ``url`` (optional) helps charset detection of undeclared legacy pages.
+    Raises RuntimeError if the extractor fails on the page (a bug).
     """
     _check_page(html, "extract_text: html")
     if url is not None and not isinstance(url, str):
@@ -69,7 +76,8 @@ def extract_batch(
     for k, p in enumerate(pages):
         _check_page(p, f"extract_batch: pages[{k}]")
     urls = _check_urls(urls, len(pages))
-    return Extracted(*_core.extract_batch(pages, urls))
+    texts, titles, langs, failed = _core.extract_batch(pages, urls)
+    return Extracted(*(pa.array(c).to_pylist() for c in (texts, titles, langs)), failed)
 
 
 def _check_urls(urls: Sequence[str | None] | None, n: int) -> list[str | None] | None:
@@ -87,11 +95,9 @@ def _check_urls(urls: Sequence[str | None] | None, n: int) -> list[str | None] |
 def _extract_arrow(pages: Any, urls: Sequence[str | None] | None) -> Extracted:
     """One call for the whole column, chunks included: Rust imports it
     through the Arrow C data interface without copying the pages."""
-    import pyarrow as pa
-
     pages = text_column(pages, "extract_batch: pages")
     urls = _check_urls(urls, len(pages))
-    texts, titles, langs = _core.extract_arrow(pages, urls)
-    return Extracted(
-        pa.array(texts, pa.string()), pa.array(titles, pa.string()), pa.array(langs, pa.string())
-    )
+    texts, titles, langs, failed = _core.extract_arrow(pages, urls)
+    # Arrow arrays built in Rust, imported without a copy: ``string``
+    # (``large_string`` only past 2 GiB of text in one column).
+    return Extracted(*(pa.array(c) for c in (texts, titles, langs)), failed)

@@ -23,7 +23,6 @@ them (see ``rust/src/filter/words.rs`` for the known differences).
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -197,13 +196,8 @@ class FilterResult(NamedTuple):
         return [r is None for r in self.reasons]
 
 
-def quality_filter(
-    texts: Sequence[str] | Any, config: QualityFilterConfig | None = None
-) -> FilterResult:
-    """Runs the configured filters over ``texts``: a list of str, or an Arrow
-    string/binary column (pyarrow Array or ChunkedArray, read in place by
-    Rust; invalid UTF-8 in a binary column is replaced with U+FFFD). Nulls
-    are dropped with reason ``"null"``."""
+def _kernel_args(config: QualityFilterConfig | None) -> dict[str, Any]:
+    """The checked per-family dicts the Rust chain reads."""
     config = QualityFilterConfig() if config is None else config
     if not isinstance(config, QualityFilterConfig):
         raise TypeError(
@@ -218,18 +212,42 @@ def quality_filter(
                     f"quality_filter: config.{name} must be a {_FAMILIES[name].__name__}"
                 )
             kwargs[name] = _check(sub, f"filters.{name}")
+    return kwargs
+
+
+def _run(texts: Any, kwargs: dict[str, Any]) -> tuple[Any, Any, list[tuple[int, str]]]:
+    """The chain over ``texts`` (a list of str or a text column): the reasons
+    and C4's edited texts as pyarrow string arrays (null where kept /
+    unchanged), and ``(row, message)`` of the rows whose filters panicked
+    (reason ``internal_error``)."""
+    import pyarrow as pa
+
+    reasons, edited, failed = _core.quality_filter(texts, **kwargs)
+    return pa.array(reasons), pa.array(edited), failed
+
+
+def quality_filter(
+    texts: Sequence[str] | Any, config: QualityFilterConfig | None = None
+) -> FilterResult:
+    """Runs the configured filters over ``texts``: a list of str, or an Arrow
+    string/binary column (pyarrow Array or ChunkedArray, read in place by
+    Rust; invalid UTF-8 in a binary column is replaced with U+FFFD). Nulls
+    are dropped with reason ``"null"``; a document the filters fail on (a
+    bug) with reason ``"internal_error"``."""
+    kwargs = _kernel_args(config)
     if is_arrow(texts):
         col = text_column(texts, "quality_filter: texts")
-        reasons, out = _core.quality_filter(col, **kwargs)
+        r, o, _ = _run(col, kwargs)
+        reasons = r.to_pylist()
         for k in null_indices(col):
             reasons[k] = "null"
-        return FilterResult(reasons, out)
+        return FilterResult(reasons, o.to_pylist())
     texts = _as_list(texts, "quality_filter: texts")
     present = [k for k, t in enumerate(texts) if t is not None]
     reasons: list[str | None] = ["null"] * len(texts)
     out: list[str | None] = [None] * len(texts)
-    r, o = _core.quality_filter([texts[k] for k in present], **kwargs)
-    for k, rk, ok in zip(present, r, o, strict=True):
+    r, o, _ = _run([texts[k] for k in present], kwargs)
+    for k, rk, ok in zip(present, r.to_pylist(), o.to_pylist(), strict=True):
         reasons[k] = rk
         out[k] = ok
     return FilterResult(reasons, out)
@@ -251,27 +269,54 @@ def _as_list(texts: Any, where: str) -> list[str | None]:
 
 
 def filter_stage(
-    table: Any, config: QualityFilterConfig | None = None, column: str = "text"
+    table: Any,
+    config: QualityFilterConfig | None = None,
+    column: str = "text",
+    errors: list[str] | None = None,
 ) -> tuple[Any, dict[str, int]]:
     """The filter stage over a pyarrow Table: (kept rows, with C4's line
-    removal applied to ``column``; counts of dropped rows per reason)."""
-    import numpy as np
+    removal applied to ``column``; counts of dropped rows per reason). The
+    rows dropped as ``internal_error`` are named in ``errors`` (by ``id``)
+    when it is given. Column-wise in Arrow: no per-document Python."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if column not in table.column_names:
         raise ValueError(f"filter_stage: table has no column {column!r}")
-    col = table.column(column)
-    res = quality_filter(col, config)
-    # Only the texts C4 shortened cross back; the others stay in their
-    # Arrow buffers (no to_pylist of the column).
-    changed = [k for k, o in enumerate(res.texts) if o is not None]
-    if changed:
-        mask = np.zeros(len(col), dtype=bool)
-        mask[changed] = True
-        new = pa.array([res.texts[k] for k in changed], col.type)
-        idx = table.schema.get_field_index(column)
-        table = table.set_column(idx, column, pc.replace_with_mask(col, pa.array(mask), new))
-    kept = table.filter(pa.array(res.keep, pa.bool_()))
-    counts = Counter(r for r in res.reasons if r is not None)
-    return kept, dict(counts)
+    kwargs = _kernel_args(config)
+    col = text_column(table.column(column), "filter_stage: texts")
+    reasons, edited, failed = _run(col, kwargs)
+    if col.null_count:
+        reasons = pc.if_else(_combined(pc.is_null(col)), pa.scalar("null", reasons.type), reasons)
+    # Only the texts C4 ran on cross back; the others stay in their Arrow buffers.
+    if edited.null_count < len(edited):
+        new = pc.if_else(pc.is_valid(edited), edited.cast(col.type), col)
+        table = table.set_column(table.schema.get_field_index(column), column, new)
+    kept = table.filter(pc.is_null(reasons))
+    counts = {
+        d["values"]: d["counts"] for d in pc.value_counts(reasons.drop_null()).to_pylist()
+    }
+    if errors is not None:
+        errors += internal_errors(table, failed, "quality filter")
+    return kept, counts
+
+
+def _combined(mask: Any) -> Any:
+    """A boolean ChunkedArray as one Array (cheap: one bit per row)."""
+    return mask.combine_chunks() if hasattr(mask, "combine_chunks") else mask
+
+
+def internal_errors(table: Any, failed: list[tuple[int, str]], where: str) -> list[str]:
+    """Report lines for the rows of ``table`` a kernel failed on:
+    ``"<id>: internal_error in <where>: <panic message>"`` (the row number
+    where the table has no ``id``)."""
+    if not failed:
+        return []
+    import pyarrow as pa
+
+    rows = [k for k, _ in failed]
+    if "id" in table.column_names:
+        ids = table.column("id").take(pa.array(rows, pa.int64())).to_pylist()
+    else:
+        ids = [f"row {k}" for k in rows]
+    return [f"{i}: internal_error in {where}: {m}" for i, (_, m) in zip(ids, failed, strict=True)]

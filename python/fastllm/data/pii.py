@@ -34,9 +34,7 @@ class PiiConfig(Section):
     iban: str | None = knob("<IBAN>", 'Replaces mod-97-valid IBANs.')
 
 
-def mask_pii(texts: Sequence[str] | Any, config: PiiConfig | None = None) -> list[str | None]:
-    """``texts`` (a list of str, or an Arrow string/binary column read in
-    place by Rust) with PII replaced; nulls stay None."""
+def _placeholders(config: PiiConfig | None) -> dict[str, str | None]:
     config = PiiConfig() if config is None else config
     if not isinstance(config, PiiConfig):
         raise TypeError(f"mask_pii: config must be a PiiConfig, got {type(config).__name__}")
@@ -44,20 +42,49 @@ def mask_pii(texts: Sequence[str] | Any, config: PiiConfig | None = None) -> lis
         v = getattr(config, f.name)
         if v is not None and not isinstance(v, str):
             raise TypeError(f"pii.{f.name}: expected str or None, got {type(v).__name__}")
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(PiiConfig)}
+
+
+def _run(texts: Any, placeholders: dict[str, str | None]) -> tuple[Any, list[tuple[int, str]]]:
+    """The masked texts as a pyarrow string array, and ``(row, message)`` of
+    the rows masking failed on. Fails closed: those rows are null, never the
+    unmasked text."""
+    import pyarrow as pa
+
+    masked, failed = _core.mask_pii(texts, **placeholders)
+    return pa.array(masked), failed
+
+
+def mask_pii(texts: Sequence[str] | Any, config: PiiConfig | None = None) -> list[str | None]:
+    """``texts`` (a list of str, or an Arrow string/binary column read in
+    place by Rust) with PII replaced; nulls stay None. A text the masker
+    fails on (a bug) comes back as None too, never unmasked; the pipeline's
+    PII stage drops and counts those (``internal_error``)."""
+    placeholders = _placeholders(config)
     if is_arrow(texts):
-        col = text_column(texts, "mask_pii: texts")
-        return _core.mask_pii(col, **dataclasses.asdict(config))
+        return _run(text_column(texts, "mask_pii: texts"), placeholders)[0].to_pylist()
     texts = _as_list(texts, "mask_pii: texts")
     present = [k for k, t in enumerate(texts) if t is not None]
-    masked = _core.mask_pii([texts[k] for k in present], **dataclasses.asdict(config))
+    masked, _ = _run([texts[k] for k in present], placeholders)
     out: list[str | None] = [None] * len(texts)
-    for k, m in zip(present, masked, strict=True):
+    for k, m in zip(present, masked.to_pylist(), strict=True):
         out[k] = m
     return out
 
 
+def mask_column(texts: Any, config: PiiConfig | None = None) -> tuple[Any, list[tuple[int, str]]]:
+    """An Arrow text column with PII replaced, as a pyarrow string array
+    (column-wise, no per-document Python), and ``(row, message)`` of the
+    rows the masker failed on, which are null in the result."""
+    return _run(text_column(texts, "mask_pii: texts"), _placeholders(config))
+
+
 def mask_text(text: str, config: PiiConfig | None = None) -> str:
-    """One text with PII replaced."""
+    """One text with PII replaced. Raises RuntimeError if the masker fails
+    on it (a bug): the unmasked text is never returned."""
     if not isinstance(text, str):
         raise TypeError(f"mask_text: text must be str, got {type(text).__name__}")
-    return mask_pii([text], config)[0]  # type: ignore[return-value]
+    masked, failed = _run(_as_list([text], "mask_text: text"), _placeholders(config))
+    if failed:
+        raise RuntimeError(f"mask_text: internal error (a bug in the PII masker): {failed[0][1]}")
+    return masked[0].as_py()

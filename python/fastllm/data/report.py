@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+MAX_STAGE_ERRORS = 1000  # internal-error lines kept per stage (the counts are complete)
+
 
 @dataclass
 class StageStats:
@@ -18,6 +20,9 @@ class StageStats:
     dropped: dict[str, int] = field(default_factory=dict)
     flagged: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    """The documents dropped as ``internal_error``, by id: ``"<id>: internal_error
+    in <kernel>: <panic message>"`` (the first MAX_STAGE_ERRORS)."""
 
     def add(self, other: StageStats) -> None:
         self.docs_in += other.docs_in
@@ -25,6 +30,7 @@ class StageStats:
         self.bytes_in += other.bytes_in
         self.bytes_out += other.bytes_out
         self.seconds += other.seconds
+        self.errors += other.errors[: max(0, MAX_STAGE_ERRORS - len(self.errors))]
         for mine, theirs in ((self.dropped, other.dropped), (self.flagged, other.flagged)):
             for k, v in theirs.items():
                 mine[k] = mine.get(k, 0) + v
@@ -93,4 +99,8 @@ def format_table(report: dict[str, Any]) -> str:
     if report["errors"]:
         lines.append(f"{len(report['errors'])} documents skipped with errors (first 10):")
         lines += [f"  {m}" for m in report["errors"][:10]]
+    internal = [m for s in report["stages"].values() for m in s.get("errors", ())]
+    if internal:
+        lines.append(f"{len(internal)} documents dropped with internal errors (first 10):")
+        lines += [f"  {m}" for m in internal[:10]]
     return "\n".join(lines)

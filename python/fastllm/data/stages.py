@@ -1,7 +1,11 @@
 """The per-batch stages and their contract.
 
 A :class:`Stage` takes a ``pyarrow.Table`` (at least ``id``, ``text``,
-``source``) and returns the kept rows plus a count per drop reason. Stages
+``source``) and returns the kept rows plus a count per drop reason, and
+optionally a third item: report lines naming the documents it dropped as
+``internal_error`` (a Rust kernel panicked on them; see
+``rust/src/guard.rs``: one policy for every kernel, the document is dropped,
+never passed on unprocessed). Stages
 are pure functions of the batch (no state across batches), which is what
 lets the local engine restart per unit and the Ray engine run them inside
 ``map_batches``.
@@ -10,9 +14,11 @@ lets the local engine restart per unit and the Ray engine run them inside
 FineWeb order: length, ``langid``, ``gopher_repetition``, ``gopher_quality``,
 ``c4``, ``fineweb``, then any plug-ins (``filter.stages =
 ["module:factory"]``, ``factory()`` returns a Stage); ``PiiSection.build()``
-adds ``pii`` (masking, drops nothing) after them. The pipeline's chain
-(extract, these, PII) is :class:`fastllm.data.pipeline.common.StageChain`. Each quality family is its own stage, so the report shows its
-documents in and out, its time and its drops per datatrove reason string.
+adds ``pii`` (masking; it drops only documents the masker fails on) after
+them. The pipeline's chain (extract, these, PII) is
+:class:`fastllm.data.pipeline.common.StageChain`. Each quality family is its
+own stage, so the report shows its documents in and out, its time and its
+drops per datatrove reason string.
 FineWeb masks PII after dedup; here it runs before (a per-batch stage that
 the local and Ray engines share), so dedup sees masked text.
 """
@@ -23,6 +29,7 @@ import dataclasses
 import importlib
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -35,16 +42,18 @@ if TYPE_CHECKING:
 
 @runtime_checkable
 class Stage(Protocol):
-    """``stage(table) -> (kept table, {reason: dropped documents})``."""
+    """``stage(table) -> (kept table, {reason: dropped documents})``, or
+    ``(kept table, counts, [report line per internal error])``."""
 
     name: str
 
-    def __call__(self, table: pa.Table) -> tuple[pa.Table, dict[str, int]]: ...
+    def __call__(self, table: pa.Table) -> tuple[Any, ...]: ...
 
 
 class Extract:
     """HTML (``html`` binary column) → main text (``text``); pages without
-    main content are dropped as ``no_main_text``. With ``enabled=False`` the
+    main content are dropped as ``no_main_text``, pages the extractor fails
+    on as ``internal_error``. With ``enabled=False`` the
     HTML is decoded as text unchanged (invalid UTF-8 replaced)."""
 
     name = "extract"
@@ -52,9 +61,9 @@ class Extract:
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
 
-    def __call__(self, table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
+    def __call__(self, table: pa.Table) -> tuple[pa.Table, dict[str, int], list[str]]:
         if "html" not in table.column_names:
-            return table, {}
+            return table, {}, []
         html = table.column("html")
         if html.num_chunks > 1 and html.nbytes < (1 << 30):
             # One array, so that the extractor spreads the whole batch over
@@ -66,14 +75,23 @@ class Extract:
             # WARC inputs carry the page's URL: its TLD helps guess the
             # charset of pages that do not declare one.
             urls = table.column("url").to_pylist() if "url" in table.column_names else None
-            text = extract_batch(html, urls).texts
+            res = extract_batch(html, urls)
+            text, failed = res.texts, list(res.failures)
         else:
             text = pa.array([b.decode("utf-8", "replace") for b in html.to_pylist()], pa.string())
+            failed = []
         out = table.drop_columns(["html"]).append_column("text", text)
         keep = pc.invert(pc.is_null(text))
         kept = out.filter(keep)
-        dropped = len(out) - len(kept)
-        return kept, ({"no_main_text": dropped} if dropped else {})
+        counts = {}
+        if no_text := len(out) - len(kept) - len(failed):
+            counts["no_main_text"] = no_text
+        if failed:
+            from fastllm.data.filters import internal_errors
+
+            counts["internal_error"] = len(failed)
+            return kept, counts, internal_errors(out, failed, "extract")
+        return kept, counts, []
 
 
 class LengthFilter:
@@ -109,14 +127,15 @@ class LangId:
     def __init__(self, cfg: LangIdConfig):
         self.languages, self.min_confidence = list(cfg.languages), cfg.min_confidence
 
-    def __call__(self, table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
+    def __call__(self, table: pa.Table) -> tuple[pa.Table, dict[str, int], list[str]]:
         from fastllm.data.langid import language_stage
 
         if len(table) == 0:
-            return table, {}
-        kept, counts = language_stage(table, self.languages, self.min_confidence)
+            return table, {}, []
+        errors: list[str] = []
+        kept, counts = language_stage(table, self.languages, self.min_confidence, errors=errors)
         # lang / lang_score are not carried further: later stages see the input schema.
-        return kept.drop_columns(["lang", "lang_score"]), counts
+        return kept.drop_columns(["lang", "lang_score"]), counts, errors
 
 
 # The filter family of each quality stage, as :class:`QualityFilterConfig` names it.
@@ -145,16 +164,20 @@ class Quality:
         except (TypeError, ValueError) as e:
             raise ConfigError(f"filter.{family}", str(e)) from None
 
-    def __call__(self, table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
+    def __call__(self, table: pa.Table) -> tuple[pa.Table, dict[str, int], list[str]]:
         from fastllm.data.filters import filter_stage
 
         if len(table) == 0:
-            return table, {}
-        return filter_stage(table, self.config)
+            return table, {}, []
+        errors: list[str] = []
+        kept, counts = filter_stage(table, self.config, errors=errors)
+        return kept, counts, errors
 
 
 class Pii:
-    """PII masking (:func:`fastllm.data.pii.mask_pii`); drops nothing."""
+    """PII masking (:func:`fastllm.data.pii.mask_column`). It fails closed:
+    the only documents it drops are those the masker fails on (a bug),
+    counted as ``internal_error``; they never go on unmasked."""
 
     name = "pii"
 
@@ -166,13 +189,20 @@ class Pii:
             **{f.name: getattr(section, f.name) or None for f in dataclasses.fields(PiiConfig)}
         )
 
-    def __call__(self, table: pa.Table) -> tuple[pa.Table, dict[str, int]]:
-        from fastllm.data.pii import mask_pii
+    def __call__(self, table: pa.Table) -> tuple[pa.Table, dict[str, int], list[str]]:
+        from fastllm.data.filters import internal_errors
+        from fastllm.data.pii import mask_column
 
         if len(table) == 0:
-            return table, {}
-        masked = pa.array(mask_pii(table.column("text"), self.config), pa.string())
-        return table.set_column(table.schema.get_field_index("text"), "text", masked), {}
+            return table, {}, []
+        masked, failed = mask_column(table.column("text"), self.config)
+        out = table.set_column(table.schema.get_field_index("text"), "text", masked)
+        if not failed:
+            return out, {}, []
+        drop = np.zeros(len(table), dtype=bool)
+        drop[[k for k, _ in failed]] = True
+        kept = out.filter(pa.array(~drop))
+        return kept, {"internal_error": len(failed)}, internal_errors(table, failed, "pii")
 
 
 def load_stage(spec: str) -> Stage:

@@ -16,6 +16,8 @@ pub mod render;
 pub mod score;
 pub mod tags;
 
+use crate::guard::{self, Doc};
+
 /// What extraction found in one page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Extracted {
@@ -25,6 +27,36 @@ pub struct Extracted {
     pub title: Option<String>,
     /// `<html lang>`, as written.
     pub lang: Option<String>,
+}
+
+/// One page as the caller has it: text is parsed as is, bytes are decoded
+/// first (byte-order mark, `<meta charset>`, then detection helped by the
+/// URL's top-level domain).
+#[derive(Clone, Copy, Debug)]
+pub enum Html<'a> {
+    Text(&'a str),
+    Bytes(&'a [u8]),
+}
+
+/// Extracts one page.
+pub fn extract(page: Html<'_>, url: Option<&str>) -> Extracted {
+    match page {
+        Html::Text(s) => extract_str(s),
+        Html::Bytes(b) => extract_bytes(b, url),
+    }
+}
+
+/// Extracts every page of a batch in parallel (call it on the pool), under
+/// the one panic policy (`crate::guard`): a page whose extraction panics
+/// comes back as [`Doc::Failed`], told apart from a page without main
+/// content (`Done` with no text). `urls` is empty or has one per page.
+pub fn extract_batch(pages: &[Option<Html<'_>>], urls: &[Option<&str>]) -> Vec<Doc<Extracted>> {
+    let docs: Vec<Option<(Html<'_>, Option<&str>)>> = pages
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.map(|p| (p, urls.get(i).copied().flatten())))
+        .collect();
+    guard::map_documents(&docs, |&(page, url)| extract(page, url))
 }
 
 /// Extracts the main content of an HTML page given as bytes (any charset).

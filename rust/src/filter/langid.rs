@@ -2,6 +2,8 @@
 //! profiles and script detection for 69 languages, no model download).
 //! Codes are ISO 639-1 where the language has one, else whatlang's 639-3.
 
+use crate::guard::{self, Doc};
+
 /// whatlang's ISO 639-3 codes to ISO 639-1.
 const ISO1: &[(&str, &str)] = &[
     ("epo", "eo"),
@@ -76,7 +78,7 @@ const ISO1: &[(&str, &str)] = &[
 ];
 
 /// One document's language: code and confidence in [0, 1].
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Lang {
     pub code: &'static str,
     pub confidence: f64,
@@ -99,6 +101,15 @@ pub fn detect(text: &str, max_bytes: usize) -> Option<Lang> {
         code,
         confidence: info.confidence(),
     })
+}
+
+/// [`detect`] over a batch in parallel (call it on the pool), under the
+/// one panic policy (`crate::guard`).
+pub fn detect_batch<D: AsRef<str> + Sync>(
+    docs: &[Option<D>],
+    max_bytes: usize,
+) -> Vec<Doc<Option<Lang>>> {
+    guard::map_documents(docs, |t| detect(t.as_ref(), max_bytes))
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! Document filters: datatrove's quality heuristics (Gopher quality and
-//! repetition, C4, FineWeb), each rule family in its own file.
+//! repetition, C4, FineWeb), each rule family in its own file, and their
+//! order in `chain.rs`.
 //!
 //! A filter's `check(text)` returns None to keep a document, or the name of
 //! the rule that drops it (datatrove's reason strings).
 
 pub mod c4;
+pub mod chain;
 mod charclass;
 pub mod fineweb;
 pub mod gopher_quality;

@@ -13,6 +13,8 @@ use std::sync::OnceLock;
 
 use pcre2::bytes::{Regex, RegexBuilder};
 
+use crate::guard::{self, Doc};
+
 /// Placeholders; None leaves that kind of PII as it is.
 #[derive(Clone, Debug)]
 pub struct PiiConfig {
@@ -253,7 +255,11 @@ fn replace(
 ) -> String {
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
-    for m in re.find_iter(text.as_bytes()).flatten() {
+    for m in re.find_iter(text.as_bytes()) {
+        // A matcher error (pcre2's match or JIT stack limit) would leave
+        // this kind of PII unmasked: fail the document instead, which the
+        // panic policy (`crate::guard`) turns into a drop.
+        let m = m.unwrap_or_else(|e| panic!("PII pattern failed on this text: {e}"));
         let (a, b) = (m.start(), m.end());
         let s = &text[a..b];
         if accept(text, a, s) {
@@ -264,6 +270,13 @@ fn replace(
     }
     out.push_str(&text[last..]);
     out
+}
+
+/// [`mask`] over a batch in parallel (call it on the pool), under the one
+/// panic policy: it fails closed, a document whose masking panics comes
+/// back as [`Doc::Failed`], which holds no text.
+pub fn mask_batch<D: AsRef<str> + Sync>(docs: &[Option<D>], cfg: &PiiConfig) -> Vec<Doc<String>> {
+    guard::map_documents(docs, |t| mask(t.as_ref(), cfg))
 }
 
 /// `text` with its PII replaced by the placeholders of `cfg`.

@@ -1,4 +1,4 @@
-//! Text columns in from Arrow without a copy.
+//! Text columns in from Arrow without a copy, result columns out as Arrow.
 //!
 //! A batch entry point takes [`Texts`]: either a Python list of str (as
 //! before) or any object that speaks the Arrow PyCapsule interface — a
@@ -10,14 +10,21 @@
 //! so rows are `&[u8]` slices into pyarrow's memory, valid with the GIL
 //! released. Nothing is copied unless a row is not valid UTF-8, in which
 //! case that row alone is decoded with U+FFFD replacements.
+//!
+//! Results go back the same way: a kernel's string or float column is built
+//! here as one Arrow array ([`ArrowArray`]), which pyarrow (or any consumer
+//! of the PyCapsule interface) imports without a copy, instead of as a list
+//! of Python objects that Python would have to loop over.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
-use arrow_array::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_array::builder::GenericStringBuilder;
+use arrow_array::ffi::{from_ffi, to_ffi, FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::ffi_stream::{ArrayStreamReader, FFI_ArrowArrayStream};
 use arrow_array::{
-    Array, ArrayRef, BinaryArray, BinaryViewArray, LargeBinaryArray, LargeStringArray, StringArray,
-    StringViewArray,
+    Array, ArrayRef, BinaryArray, BinaryViewArray, Float64Array, LargeBinaryArray,
+    LargeStringArray, OffsetSizeTrait, StringArray, StringViewArray,
 };
 use arrow_schema::DataType;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -206,5 +213,86 @@ impl Texts {
                 .map(|r| r.map_or(Cow::Borrowed(""), as_text))
                 .collect(),
         }
+    }
+}
+
+impl Texts {
+    /// Every row as text (None for a null), for the plain-Rust batch
+    /// functions; borrowed except for rows that are not valid UTF-8, which
+    /// are decoded in parallel.
+    pub(super) fn rows_str(&self) -> Vec<Option<Cow<'_, str>>> {
+        match self {
+            Texts::List(v) => v.iter().map(|t| Some(Cow::Borrowed(&**t))).collect(),
+            Texts::Arrow(a) => a.rows().par_iter().map(|r| r.map(as_text)).collect(),
+        }
+    }
+}
+
+/// One Arrow array built by a kernel, on its way to Python: it implements
+/// `__arrow_c_array__`, so `pyarrow.array(obj)` imports it without a copy.
+#[pyclass(frozen, module = "fastllm._core")]
+pub(super) struct ArrowArray {
+    array: ArrayRef,
+}
+
+#[pymethods]
+impl ArrowArray {
+    /// The (schema, array) capsules of the Arrow C data interface. A
+    /// `requested_schema` is not honoured (the array is exported as it is).
+    #[pyo3(signature = (requested_schema = None))]
+    fn __arrow_c_array__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<(Bound<'py, PyCapsule>, Bound<'py, PyCapsule>)> {
+        let _ = requested_schema;
+        let (array, schema) = to_ffi(&self.array.to_data())
+            .map_err(|e| PyValueError::new_err(format!("cannot export an Arrow array: {e}")))?;
+        // Each capsule owns its struct: when the consumer moves the array
+        // out, the struct left behind is released, and dropping it is a no-op.
+        Ok((
+            PyCapsule::new_with_value(py, schema, c"arrow_schema")?,
+            PyCapsule::new_with_value(py, array, c"arrow_array")?,
+        ))
+    }
+
+    fn __len__(&self) -> usize {
+        self.array.len()
+    }
+}
+
+fn string_array<O: OffsetSizeTrait>(
+    n: usize,
+    bytes: usize,
+    values: impl Iterator<Item = Option<impl AsRef<str>>>,
+) -> ArrayRef {
+    let mut b = GenericStringBuilder::<O>::with_capacity(n, bytes);
+    for v in values {
+        b.append_option(v);
+    }
+    Arc::new(b.finish())
+}
+
+/// A string column from `values` (None is a null): `string` when its bytes
+/// fit 32-bit offsets, else `large_string`. `values` is walked twice (once
+/// to size the buffers, so that they are allocated once).
+pub(super) fn strings<S: AsRef<str>>(
+    values: impl Iterator<Item = Option<S>> + Clone,
+) -> ArrowArray {
+    let (n, bytes) = values.clone().fold((0usize, 0usize), |(n, b), v| {
+        (n + 1, b + v.as_ref().map_or(0, |s| s.as_ref().len()))
+    });
+    let array = if bytes <= i32::MAX as usize {
+        string_array::<i32>(n, bytes, values)
+    } else {
+        string_array::<i64>(n, bytes, values)
+    };
+    ArrowArray { array }
+}
+
+/// A float64 column; its buffer is `values` itself, moved, not copied.
+pub(super) fn floats(values: Vec<f64>) -> ArrowArray {
+    ArrowArray {
+        array: Arc::new(Float64Array::from(values)),
     }
 }

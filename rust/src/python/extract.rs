@@ -1,17 +1,16 @@
 //! Bindings for `crate::extract`: HTML pages (bytes or str) to main text.
-//! Conversion and GIL release only; validation and messages live in
+//! Conversion and GIL release only; the batch and its panic policy are in
+//! `crate::extract` and `crate::guard`, validation and messages in
 //! `fastllm/data/extract.py`.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::types::PyString;
-use rayon::prelude::*;
 
-use super::arrow::ArrowTexts;
-use crate::extract::{self, Extracted};
+use super::arrow::{strings, ArrowArray, ArrowTexts};
+use crate::extract::{self, Extracted, Html};
+use crate::guard::{self, Doc};
 use crate::pool;
 
 /// One page as Python gave it: text is parsed as is, bytes are decoded first.
@@ -38,25 +37,58 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Page {
     }
 }
 
-/// Extracts one page. A panic (a bug, never expected) becomes "no content"
-/// rather than an exception that would kill a whole batch.
-fn run(page: &Page, url: Option<&str>) -> Extracted {
-    catch_unwind(AssertUnwindSafe(|| match page {
-        Page::Str(s) => extract::extract_str(s),
-        Page::Bytes(b) => extract::extract_bytes(b, url),
-    }))
-    .unwrap_or_default()
+impl Page {
+    fn html(&self) -> Html<'_> {
+        match self {
+            Page::Str(s) => Html::Text(s),
+            Page::Bytes(b) => Html::Bytes(b),
+        }
+    }
 }
 
-/// Main text of one HTML page, or None when it has no main content.
+/// `(row, panic message)` of every page whose extraction panicked.
+type Failures = Vec<(usize, String)>;
+
+/// Main text of one HTML page, or None when it has no main content. A
+/// panic in the extractor (a bug) raises RuntimeError: there is no batch to
+/// drop the page from, and None would pass for "no main content".
 #[pyfunction]
 #[pyo3(signature = (html, url = None))]
-pub(super) fn extract_text(py: Python<'_>, html: Page, url: Option<String>) -> Option<String> {
-    py.detach(|| run(&html, url.as_deref()).text)
+pub(super) fn extract_text(
+    py: Python<'_>,
+    html: Page,
+    url: Option<String>,
+) -> PyResult<Option<String>> {
+    py.detach(|| guard::per_document(|| extract::extract(html.html(), url.as_deref()).text))
+        .map_err(|p| {
+            PyRuntimeError::new_err(format!(
+                "extract_text: internal error (a bug in the extractor): {}",
+                p.message
+            ))
+        })
 }
 
-/// Texts, titles and language hints of a batch of pages, extracted on the
-/// rayon pool with the GIL released.
+/// Texts, titles and language hints of the pages as three Arrow string
+/// columns (null where a page has none), and `(row, panic message)` of the
+/// pages whose extraction panicked (null in all three columns).
+fn columns(docs: &[Doc<Extracted>]) -> (ArrowArray, ArrowArray, ArrowArray, Failures) {
+    let field = |f: fn(&Extracted) -> &Option<String>| {
+        strings(
+            docs.iter()
+                .map(move |d| d.ok().and_then(|e| f(e).as_deref())),
+        )
+    };
+    (
+        field(|e| &e.text),
+        field(|e| &e.title),
+        field(|e| &e.lang),
+        guard::failures(docs),
+    )
+}
+
+/// Texts, titles and language hints of a batch of pages (a list of str or
+/// bytes), extracted on the rayon pool with the GIL released; see
+/// `columns` for what comes back.
 #[pyfunction]
 #[pyo3(signature = (pages, urls = None))]
 #[allow(clippy::type_complexity)]
@@ -64,36 +96,19 @@ pub(super) fn extract_batch(
     py: Python<'_>,
     pages: Vec<Page>,
     urls: Option<Vec<Option<String>>>,
-) -> PyResult<(
-    Vec<Option<String>>,
-    Vec<Option<String>>,
-    Vec<Option<String>>,
-)> {
-    let urls = urls.unwrap_or_default();
-    let results: Vec<Extracted> = py.detach(|| {
-        pool::install(|| {
-            pages
-                .par_iter()
-                .enumerate()
-                .map(|(i, p)| run(p, urls.get(i).and_then(|u| u.as_deref())))
-                .collect()
-        })
-    })?;
-    let mut texts = Vec::with_capacity(results.len());
-    let mut titles = Vec::with_capacity(results.len());
-    let mut langs = Vec::with_capacity(results.len());
-    for r in results {
-        texts.push(r.text);
-        titles.push(r.title);
-        langs.push(r.lang);
-    }
-    Ok((texts, titles, langs))
+) -> PyResult<(ArrowArray, ArrowArray, ArrowArray, Failures)> {
+    let urls: Vec<Option<&str>> = urls.iter().flatten().map(|u| u.as_deref()).collect();
+    Ok(py.detach(|| -> crate::Result<_> {
+        let html: Vec<Option<Html<'_>>> = pages.iter().map(|p| Some(p.html())).collect();
+        let docs = pool::install(|| extract::extract_batch(&html, &urls))?;
+        Ok(columns(&docs))
+    })?)
 }
 
 /// Like `extract_batch`, for an Arrow string/binary column (a pyarrow
 /// Array or ChunkedArray, or anything with `__arrow_c_array__` or
 /// `__arrow_c_stream__`), read through the Arrow C data interface without
-/// copying the pages (see `arrow.rs`). Nulls give None.
+/// copying the pages (see `arrow.rs`). A null page gives nulls.
 #[pyfunction]
 #[pyo3(signature = (array, urls = None))]
 #[allow(clippy::type_complexity)]
@@ -101,18 +116,14 @@ pub(super) fn extract_arrow(
     py: Python<'_>,
     array: &Bound<'_, PyAny>,
     urls: Option<Vec<Option<String>>>,
-) -> PyResult<(
-    Vec<Option<String>>,
-    Vec<Option<String>>,
-    Vec<Option<String>>,
-)> {
+) -> PyResult<(ArrowArray, ArrowArray, ArrowArray, Failures)> {
     let Some(pages) = ArrowTexts::from_py(array, "extract_batch: pages")? else {
         return Err(PyTypeError::new_err(
             "extract_batch: pages must be an Arrow array (no __arrow_c_array__ or __arrow_c_stream__)",
         ));
     };
     let values = pages.rows();
-    let urls = urls.unwrap_or_default();
+    let urls: Vec<Option<&str>> = urls.iter().flatten().map(|u| u.as_deref()).collect();
     if !urls.is_empty() && urls.len() != values.len() {
         return Err(PyValueError::new_err(format!(
             "extract_batch: {} urls for {} pages",
@@ -120,29 +131,9 @@ pub(super) fn extract_arrow(
             values.len()
         )));
     }
-    let results: Vec<Option<Extracted>> = py.detach(|| {
-        pool::install(|| {
-            values
-                .par_iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    v.map(|bytes| {
-                        let url = urls.get(i).and_then(|u| u.as_deref());
-                        catch_unwind(AssertUnwindSafe(|| extract::extract_bytes(bytes, url)))
-                            .unwrap_or_default()
-                    })
-                })
-                .collect()
-        })
-    })?;
-    let mut texts = Vec::with_capacity(results.len());
-    let mut titles = Vec::with_capacity(results.len());
-    let mut langs = Vec::with_capacity(results.len());
-    for r in results {
-        let r = r.unwrap_or_default();
-        texts.push(r.text);
-        titles.push(r.title);
-        langs.push(r.lang);
-    }
-    Ok((texts, titles, langs))
+    Ok(py.detach(|| -> crate::Result<_> {
+        let html: Vec<Option<Html<'_>>> = values.iter().map(|v| v.map(Html::Bytes)).collect();
+        let docs = pool::install(|| extract::extract_batch(&html, &urls))?;
+        Ok(columns(&docs))
+    })?)
 }

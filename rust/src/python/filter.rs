@@ -1,20 +1,24 @@
-//! Bindings for `crate::filter`: a batch of texts through the quality
-//! filters on the rayon pool, GIL released. Configs arrive as dicts whose
-//! keys `fastllm/data/filters.py` has already checked; a key this side does
-//! not know is still an error naming it.
-
-use std::panic::{catch_unwind, AssertUnwindSafe};
+//! Bindings for `crate::filter`: argument conversion only. Configs arrive
+//! as dicts whose keys `fastllm/data/filters.py` has already checked (a key
+//! this side does not know is still an error naming it); the chain, the
+//! batch functions and the panic policy are plain Rust (`filter::chain`,
+//! `crate::guard`); results go back as Arrow arrays, GIL released.
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyDictMethods};
 
-use super::arrow::Texts;
+use super::arrow::{floats, strings, ArrowArray, Texts};
+use crate::filter::chain::{Chain, Verdict};
 use crate::filter::{
     c4::C4, fineweb::FineWeb, gopher_quality::GopherQuality, gopher_repetition::GopherRepetition,
 };
-use crate::filter::{langid, pii, words, Reason};
+use crate::filter::{langid, pii, words};
+use crate::guard::{self, Doc, INTERNAL_ERROR};
 use crate::pool;
+
+/// `(row, panic message)` of every document whose kernel panicked.
+type Failures = Vec<(usize, String)>;
 
 /// Reads `dict` into `target` through `set(key, value)`, which returns
 /// false for a key it does not know.
@@ -115,46 +119,16 @@ fn fineweb(d: &Bound<'_, PyDict>) -> PyResult<FineWeb> {
     Ok(f)
 }
 
-/// The filters of one call, applied in datatrove's FineWeb order.
-struct Chain {
-    repetition: Option<GopherRepetition>,
-    quality: Option<GopherQuality>,
-    c4: Option<C4>,
-    fineweb: Option<FineWeb>,
-}
-
-impl Chain {
-    /// (reason to drop, text after C4's line removal when C4 ran).
-    fn run(&self, text: &str) -> (Option<Reason>, Option<String>) {
-        if let Some(r) = self.repetition.as_ref().and_then(|f| f.check(text)) {
-            return (Some(r), None);
-        }
-        if let Some(r) = self.quality.as_ref().and_then(|f| f.check(text)) {
-            return (Some(r), None);
-        }
-        let mut out = None;
-        if let Some(f) = &self.c4 {
-            match f.apply(text) {
-                Ok(t) => out = Some(t),
-                Err(r) => return (Some(r), None),
-            }
-        }
-        let cur = out.as_deref().unwrap_or(text);
-        if let Some(r) = self.fineweb.as_ref().and_then(|f| f.check(cur)) {
-            return (Some(r), None);
-        }
-        (None, out)
-    }
-}
-
 /// Runs the configured quality filters (a dict per filter; None leaves it
-/// out) over `texts` (a list of str or an Arrow string/binary column).
-/// Returns, per text, the reason it is dropped (None when kept, and for a
-/// null, which the Python side names) and, where C4 ran and kept it, the
-/// text with C4's dropped lines removed.
+/// out) over `texts` (a list of str or an Arrow string/binary column), in
+/// the chain's order (`crate::filter::chain`). Returns two Arrow string
+/// columns and the failures: per text, the reason it is dropped (null when
+/// kept, and for a null, which the Python side names; `internal_error`
+/// where the filters panicked), the text after C4's line removal where C4
+/// ran and kept it (else null), and `(row, panic message)` of every text
+/// whose filters panicked.
 #[pyfunction]
 #[pyo3(signature = (texts, gopher_repetition = None, gopher_quality = None, c4 = None, fineweb = None))]
-#[allow(clippy::type_complexity)]
 pub(super) fn quality_filter(
     py: Python<'_>,
     texts: Texts,
@@ -162,61 +136,63 @@ pub(super) fn quality_filter(
     gopher_quality: Option<Bound<'_, PyDict>>,
     c4: Option<Bound<'_, PyDict>>,
     fineweb: Option<Bound<'_, PyDict>>,
-) -> PyResult<(Vec<Option<String>>, Vec<Option<String>>)> {
+) -> PyResult<(ArrowArray, ArrowArray, Failures)> {
     let chain = Chain {
-        repetition: gopher_repetition
+        gopher_repetition: gopher_repetition
             .as_ref()
             .map(self::gopher_repetition)
             .transpose()?,
-        quality: gopher_quality
+        gopher_quality: gopher_quality
             .as_ref()
             .map(self::gopher_quality)
             .transpose()?,
         c4: c4.as_ref().map(self::c4).transpose()?,
         fineweb: fineweb.as_ref().map(self::fineweb).transpose()?,
     };
-    let results: Vec<(Option<Reason>, Option<String>)> = py.detach(|| {
-        pool::install(|| {
-            texts.par_map(|t| {
-                let Some(t) = t else { return (None, None) };
-                // A panic is a bug; it drops one document, not the batch.
-                catch_unwind(AssertUnwindSafe(|| chain.run(t)))
-                    .unwrap_or_else(|_| (Some("internal_error".into()), None))
-            })
-        })
-    })?;
-    Ok(results
-        .into_iter()
-        .map(|(r, t)| (r.map(|r| r.into_owned()), t))
-        .unzip())
+    Ok(py.detach(|| -> crate::Result<_> {
+        let docs = pool::install(|| chain.run_batch(&texts.rows_str()))?;
+        let reasons = strings(docs.iter().map(|d| match d {
+            Doc::Done(Verdict::Drop(r)) => Some(r.as_ref()),
+            Doc::Failed(_) => Some(INTERNAL_ERROR),
+            _ => None,
+        }));
+        let edited = strings(docs.iter().map(|d| match d {
+            Doc::Done(Verdict::Edited(t)) => Some(t.as_str()),
+            _ => None,
+        }));
+        Ok((reasons, edited, guard::failures(&docs)))
+    })?)
 }
 
 /// Language code (ISO 639-1) and confidence of each text, from its first
-/// `max_bytes` bytes; None and 0.0 where no language can be told (and for
-/// a null).
+/// `max_bytes` bytes, as an Arrow string and an Arrow float64 column: null
+/// and 0.0 where no language can be told, for a null, and where detection
+/// panicked; those rows are also in the failures, `(row, panic message)`.
 #[pyfunction]
 #[pyo3(signature = (texts, max_bytes = 10_000))]
 pub(super) fn detect_languages(
     py: Python<'_>,
     texts: Texts,
     max_bytes: usize,
-) -> PyResult<(Vec<Option<&'static str>>, Vec<f64>)> {
-    let found: Vec<Option<langid::Lang>> = py.detach(|| {
-        pool::install(|| {
-            texts.par_map(|t| {
-                let t = t?;
-                catch_unwind(AssertUnwindSafe(|| langid::detect(t, max_bytes))).unwrap_or(None)
-            })
-        })
-    })?;
-    Ok(found
-        .into_iter()
-        .map(|l| l.map_or((None, 0.0), |l| (Some(l.code), l.confidence)))
-        .unzip())
+) -> PyResult<(ArrowArray, ArrowArray, Failures)> {
+    Ok(py.detach(|| -> crate::Result<_> {
+        let docs = pool::install(|| langid::detect_batch(&texts.rows_str(), max_bytes))?;
+        let lang = |d: &Doc<Option<langid::Lang>>| d.ok().copied().flatten();
+        let codes = strings(docs.iter().map(|d| lang(d).map(|l| l.code)));
+        let conf = floats(
+            docs.iter()
+                .map(|d| lang(d).map_or(0.0, |l| l.confidence))
+                .collect(),
+        );
+        Ok((codes, conf, guard::failures(&docs)))
+    })?)
 }
 
 /// `texts` with PII replaced by the given placeholders (None leaves that
-/// kind alone); a null stays None.
+/// kind alone), as an Arrow string column, and the failures. It fails
+/// closed: a text whose masking panicked is null in the column (never the
+/// unmasked text) and listed in the failures, `(row, panic message)`. A
+/// null stays null.
 #[pyfunction]
 #[pyo3(signature = (texts, email, ip, phone, credit_card, iban))]
 pub(super) fn mask_pii(
@@ -227,7 +203,7 @@ pub(super) fn mask_pii(
     phone: Option<String>,
     credit_card: Option<String>,
     iban: Option<String>,
-) -> PyResult<Vec<Option<String>>> {
+) -> PyResult<(ArrowArray, Failures)> {
     let cfg = pii::PiiConfig {
         email,
         ip,
@@ -235,16 +211,35 @@ pub(super) fn mask_pii(
         credit_card,
         iban,
     };
-    Ok(py.detach(|| {
-        pool::install(|| {
-            texts.par_map(|t| {
-                let t = t?;
-                Some(
-                    catch_unwind(AssertUnwindSafe(|| pii::mask(t, &cfg)))
-                        .unwrap_or_else(|_| t.to_string()),
-                )
+    Ok(py.detach(|| -> crate::Result<_> {
+        let docs = pool::install(|| pii::mask_batch(&texts.rows_str(), &cfg))?;
+        let masked = strings(docs.iter().map(|d| d.ok().map(String::as_str)));
+        Ok((masked, guard::failures(&docs)))
+    })?)
+}
+
+/// Test support for the panic policy, inert otherwise: `texts` through the
+/// same guard and the same Arrow output as `mask_pii`, with a "kernel" that
+/// returns each text unchanged but panics on every text containing
+/// `marker`. No other kernel reads it; the tests put it in place of a real
+/// kernel (monkeypatch) to watch a real panic cross the boundary.
+#[pyfunction]
+pub(super) fn _panic_for_test(
+    py: Python<'_>,
+    texts: Texts,
+    marker: String,
+) -> PyResult<(ArrowArray, Failures)> {
+    Ok(py.detach(|| -> crate::Result<_> {
+        let docs = pool::install(|| {
+            guard::map_documents(&texts.rows_str(), |t| {
+                if t.contains(marker.as_str()) {
+                    panic!("injected panic for a test (marker {marker:?})");
+                }
+                t.to_string()
             })
-        })
+        })?;
+        let out = strings(docs.iter().map(|d| d.ok().map(String::as_str)));
+        Ok((out, guard::failures(&docs)))
     })?)
 }
 
@@ -266,5 +261,6 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(detect_languages, m)?)?;
     m.add_function(wrap_pyfunction!(mask_pii, m)?)?;
     m.add_function(wrap_pyfunction!(count_sentences, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     Ok(())
 }

@@ -62,6 +62,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(content_hashes, m)?)?;
+    m.add_class::<arrow::ArrowArray>()?;
     m.add_class::<bpe::PyBpe>()?;
     m.add_class::<train::BpeTrainer>()?;
     m.add_function(wrap_pyfunction!(extract::extract_text, m)?)?;

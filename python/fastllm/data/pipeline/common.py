@@ -115,11 +115,13 @@ class StageChain:
             s = stats.setdefault(stage.name, StageStats())
             s.docs_in += len(table)
             s.bytes_in += nbytes(table.column(col))
-            table, dropped = stage(table)
+            table, dropped, *errors = stage(table)
             s.docs_out += len(table)
             s.bytes_out += nbytes(table.column("text"))
             for k, v in dropped.items():
                 s.dropped[k] = s.dropped.get(k, 0) + int(v)
+            if errors:  # the documents dropped as internal_error, by id
+                s.add(StageStats(errors=list(errors[0])))
             s.seconds += time.perf_counter() - t0
         return table
 
