@@ -35,27 +35,35 @@ MODES = {
     "tp2_sp": (2, {"tp": 2, "dp_shard": 1}),
     "tp2_no_sp": (2, {"tp": 2, "dp_shard": 1, "sequence_parallel": False}),
     "dp2_tp2": (4, {"dp_shard": 2, "tp": 2}),
+    "tp2_tied": (2, {"tp": 2, "dp_shard": 1}, {"tie_embeddings": True}),
 }
 
 
-@pytest.fixture(scope="module")
-def single(tmp_path_factory):
-    """The one-process run of the same config: per-step losses and final parameters."""
-    out = tmp_path_factory.mktemp("single")
-    trainer = Trainer(config(out, **BASE), *data(), log=lambda _: None)
-    records = trainer.fit()
-    params = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
-    return [r["loss"] for r in records], [r["grad_norm"] for r in records], params
+_SINGLE: dict[str, tuple] = {}
+
+
+def _single(tmp_path_factory, overrides: dict) -> tuple:
+    """The one-process run of the same config: per-step losses, norms, final parameters."""
+    key = repr(overrides)
+    if key not in _SINGLE:
+        out = tmp_path_factory.mktemp("single")
+        trainer = Trainer(config(out, **overrides), *data(), log=lambda _: None)
+        records = trainer.fit()
+        params = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+        _SINGLE[key] = [r["loss"] for r in records], [r["grad_norm"] for r in records], params
+    return _SINGLE[key]
 
 
 @pytest.mark.parametrize("mode", list(MODES))
-def test_layout_equals_one_process(tmp_path, single, mode):
-    nproc, parallel = MODES[mode]
-    overrides = copy.deepcopy(BASE) | {"parallel": parallel}
+def test_layout_equals_one_process(tmp_path, tmp_path_factory, mode):
+    nproc, parallel, *model = MODES[mode]
+    overrides = copy.deepcopy(BASE)
+    overrides["model"].update(*model)
+    losses, norms, params = _single(tmp_path_factory, overrides)
+    overrides["parallel"] = parallel
     t0 = time.perf_counter()
     results = torchrun(nproc, tmp_path / mode, overrides)
     seconds = time.perf_counter() - t0
-    losses, norms, params = single
     for r in results:  # losses are reduced over the data-parallel ranks: all report the same
         assert r["losses"] == results[0]["losses"]
     got = results[0]["losses"]

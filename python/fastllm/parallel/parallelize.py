@@ -39,7 +39,8 @@ def apply_activation_checkpointing(model: nn.Module) -> None:
 def apply_tensor_parallel(model: nn.Module, tp_mesh: Any, sequence_parallel: bool) -> None:
     """Megatron's split of each block over ``tp_mesh``: q/k/v and w1/w3
     column-wise (each rank a slice of the heads / hidden units), o and w2
-    row-wise; the embedding row-wise and the head column-wise. With sequence
+    row-wise; the embedding row-wise and the head column-wise (both by
+    vocabulary rows, so a tied weight stays one tensor). With sequence
     parallelism the norms and the residual stream hold a slice of the
     sequence, gathered before attention and the MLP."""
     from torch.distributed.tensor import Replicate, Shard
@@ -58,7 +59,14 @@ def apply_tensor_parallel(model: nn.Module, tp_mesh: Any, sequence_parallel: boo
     }
     if sequence_parallel:
         top["norm"] = SequenceParallel()
+    tied = model.output is not None and model.output.weight is getattr(
+        model.tok_embeddings, "weight", None
+    )
     parallelize_module(model, tp_mesh, top)
+    if tied:
+        # Both split the weight by vocabulary rows (Shard(0)): one DTensor can
+        # serve both, as Megatron's vocab-parallel embedding and head share it.
+        model.output.weight = model.tok_embeddings.weight
     for block in model.layers.values():
         plan: dict[str, Any] = {
             # attention(x, rope, mask, cache): only x is laid out; the rest pass as they are.

@@ -17,20 +17,30 @@ from fastllm.config import ConfigError, cli
 from fastllm.train.config import TrainConfig
 
 
+def _rank() -> str:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return f"rank {os.environ.get('RANK', '0')}/{world}: " if world > 1 else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         config = cli(TrainConfig, argv, prog="python -m fastllm.train", description=__doc__.split("\n\n")[0])
         if config is None:
             return 0
         train, val = config.data.build(config.model)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
-    from fastllm.parallel.distributed import teardown
-    from fastllm.train.loop import Trainer
+        from fastllm.parallel.distributed import teardown
+        from fastllm.train.loop import Trainer
 
-    trainer = Trainer(config, train, val, tokenizer_path=config.data.tokenizer or None)
-    trainer.fit()
+        # The layout is checked against the world size here, before any work.
+        trainer = Trainer(config, train, val, tokenizer_path=config.data.tokenizer or None)
+    except ConfigError as e:
+        print(f"{_rank()}config error: {e}", file=sys.stderr)
+        return 2
+    try:
+        trainer.fit()
+    except BaseException as e:  # every rank says which one failed, then the traceback
+        print(f"{_rank()}training failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        raise
     if trainer.dist.distributed:
         teardown()
         sys.stdout.flush()

@@ -24,7 +24,6 @@ intact and pointed to. DCP works without a process group on one process.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import warnings
@@ -41,7 +40,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
-from fastllm.io.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from fastllm.io.atomic import commit_dir, write_bytes_atomic, write_json_atomic, write_text_atomic
 from fastllm.parallel.distributed import barrier
 
 LATEST = "latest"
@@ -181,17 +180,20 @@ def _write_rank(folder: Path, rank: int, state: dict[str, Any]) -> None:
 def read_state(folder: str | Path, rank: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
     """(train.json's tree, this rank's state) of a checkpoint folder, with the
     rank's tensors decoded; the optimizer's tensors stay references (they are
-    in DCP). Reads JSON and safetensors only."""
+    in DCP). Reads JSON and safetensors only.
+
+    A rank the saving run did not have (resuming on more processes) gets rank
+    0's state: the data position is a global sample index, the same on every
+    rank, and its RNG continues rank 0's."""
     from safetensors.torch import load as load_tensors
 
     folder = Path(folder)
     shared = json.loads((folder / "train.json").read_text())
+    if not (folder / f"rank{rank}.json").is_file():
+        rank = 0
     tree = json.loads((folder / f"rank{rank}.json").read_text())
     tensors = load_tensors((folder / f"rank{rank}.safetensors").read_bytes())
     return shared, decode(tree, tensors)
-
-
-write_atomic = write_text_atomic  # the name the loop uses
 
 
 def save(
@@ -231,18 +233,11 @@ def save(
     barrier()
     if rank == 0:
         if config_json is not None:
-            write_atomic(tmp / "config.json", config_json)
-        _fsync_dir(tmp)
-        if final.exists():  # a rerun reaching a step saved before: swap, never leave a gap
-            trash = root / f".old-{final.name}"
-            shutil.rmtree(trash, ignore_errors=True)
-            os.replace(final, trash)
-            os.replace(tmp, final)
-            shutil.rmtree(trash)
-        else:
-            os.replace(tmp, final)
-        write_atomic(root / LATEST, final.name + "\n")
-        _fsync_dir(root)
+            write_text_atomic(tmp / "config.json", config_json)
+        # Every file fsynced, then renamed into place; a step saved before (a
+        # rerun reaching it again) is swapped out, never leaving a gap.
+        commit_dir(tmp, final)
+        write_text_atomic(root / LATEST, final.name + "\n")
         if keep:
             _prune(root, keep, final)
     barrier()
@@ -285,17 +280,6 @@ def load(
         optim_state_dict=decode(shared["optim"], state["optim"]),
     )
     return decode(shared["train"], {}), rank_state
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _prune(root: Path, keep: int, current: Path) -> None:

@@ -150,14 +150,14 @@ class TrainConfig(Section):
                 m.kv_heads % tp == 0, "parallel.tp", f"{tp} does not divide the kv heads ({m.kv_heads})"
             )
             check(
+                m.vocab_size % tp == 0,
+                "parallel.tp",
+                f"{tp} does not divide model.vocab_size={m.vocab_size}",
+            )
+            check(
                 m.hidden_dim % tp == 0,
                 "parallel.tp",
                 f"{tp} does not divide the MLP's hidden size ({m.hidden_dim})",
-            )
-            check(
-                not m.tie_embeddings,
-                "model.tie_embeddings",
-                "must be false under tensor parallelism (the embedding is split by rows, the head by columns)",
             )
             check(
                 not self.parallel.sequence_parallel or self.train.seq % tp == 0,

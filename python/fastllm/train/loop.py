@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-import shutil
 import time
 from collections.abc import Callable
 from itertools import islice
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fastllm.io.atomic import write_bytes_atomic, write_text_atomic
 from fastllm.model.plan import H100_BF16_TFLOPS, flops_per_token
 from fastllm.optim import route_parameters, routing_summary
 from fastllm.parallel import Mesh, build_mesh, parallelize, setup
@@ -119,9 +119,9 @@ class Trainer:
 
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            ckpt.write_atomic(self.out_dir / "config.json", config.to_json())
+            write_text_atomic(self.out_dir / "config.json", config.to_json())
             if tokenizer_path is not None:
-                shutil.copyfile(tokenizer_path, self.out_dir / "tokenizer.json")
+                write_bytes_atomic(self.out_dir / "tokenizer.json", Path(tokenizer_path).read_bytes())
         self.log(
             f"model: {self.model.num_params():,} parameters; world {self.dist.world_size} "
             f"(data parallel {dp}), objective {config.objective.name}, "

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
+
+from fastllm.io.atomic import atomic_open, atomic_path
 
 
 class MetricsWriter:
@@ -49,10 +50,8 @@ class MetricsWriter:
         if not self.enabled or not self.path.is_file():
             return
         kept = [r for r in read_records(self.path) if r.get("step", 0) <= step]
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with tmp.open("w", encoding="utf-8") as f:
+        with atomic_open(self.path, "w") as f:
             f.writelines(json.dumps(r, allow_nan=True) + "\n" for r in kept)
-        os.replace(tmp, self.path)
 
     def close(self) -> None:
         if self.tb is not None:
@@ -101,10 +100,9 @@ def plot_loss_curve(
     ax.legend()
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

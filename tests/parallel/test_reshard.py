@@ -1,0 +1,54 @@
+"""Checkpoints reshard: saved under one layout (dp_shard 2 × tp 2, 4
+processes), resumed under others (1 process; dp_shard 4), the next steps'
+losses equal the uninterrupted run's. The data position is a global sample
+index, so the run continues at the same global sample though the
+data-parallel size changed."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+
+import pytest
+import torch
+
+from fastllm.train import Trainer
+
+from ..train.helpers import config, data
+from .launch import torchrun
+
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="torch.distributed unavailable"
+)
+
+BASE = {
+    "model": {"tie_embeddings": False},
+    "train": {"steps": 6, "batch": 8, "ckpt_every": 3, "clip": 0.5, "dist_timeout_s": 60},
+}
+
+
+def _with(parallel: dict) -> dict:
+    return copy.deepcopy(BASE) | {"parallel": parallel}
+
+
+def test_save_at_dp2_tp2_resume_at_one_process_and_at_dp4(tmp_path):
+    straight = Trainer(config(tmp_path / "straight", **BASE), *data(), log=lambda _: None).fit()
+    want = [r["loss"] for r in straight]
+
+    saved = tmp_path / "saved"
+    first = torchrun(4, saved, _with({"dp_shard": 2, "tp": 2}), until=3)
+    assert first[0]["losses"] == pytest.approx(want[:3], rel=1e-5)
+    assert (saved / "checkpoints" / "step_00000003" / ".metadata").is_file()
+
+    one = tmp_path / "one"
+    shutil.copytree(saved, one)
+    resumed = Trainer(config(one, **BASE), *data(), log=lambda _: None)
+    assert resumed.step == 3 and resumed.mesh.dp_size == 1
+    got = [r["loss"] for r in resumed.fit()]
+    assert got == pytest.approx(want[3:], rel=1e-5)
+
+    four = tmp_path / "four"
+    shutil.copytree(saved, four)
+    again = torchrun(4, four, _with({"dp_shard": 4}))
+    assert all(r["start"] == 3 for r in again)
+    assert again[0]["losses"] == pytest.approx(want[3:], rel=1e-5)
