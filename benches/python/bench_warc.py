@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 # machines; neither reader uses BLAS.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from tests.data.warc_files import (  # noqa: E402
+from tests.io.warc_files import (  # noqa: E402
     html_dev_pages,
     html_dev_texts,
     join,
