@@ -36,6 +36,11 @@ MODES = {
     "tp2_no_sp": (2, {"tp": 2, "dp_shard": 1, "sequence_parallel": False}),
     "dp2_tp2": (4, {"dp_shard": 2, "tp": 2}),
     "tp2_tied": (2, {"tp": 2, "dp_shard": 1}, {"tie_embeddings": True}),
+    "pp2_gpipe": (2, {"pp": 2, "dp_shard": 1, "pp_schedule": "gpipe"}),
+    "pp2_1f1b": (2, {"pp": 2, "dp_shard": 1, "pp_schedule": "1f1b"}),
+    "pp2_dp2": (4, {"pp": 2, "dp_shard": 2}),
+    "pp2_tp2": (4, {"pp": 2, "dp_shard": 1, "tp": 2}),
+    "pp2_dp2_tp2": (8, {"pp": 2, "dp_shard": 2, "tp": 2}),
 }
 
 

@@ -50,6 +50,9 @@ class Decoder(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+        # A pipeline stage after the first takes hidden states; under sequence
+        # parallelism they hold 1/seq_shards of the sequence (set by parallelize).
+        self.seq_shards = 1
         self.tok_embeddings: nn.Embedding | None = nn.Embedding(config.vocab_size, config.dim)
         self.layers = nn.ModuleDict({str(i): Block(config) for i in range(config.n_layers)})
         self.norm: RMSNorm | None = RMSNorm(config.dim, config.norm_eps)
@@ -86,7 +89,7 @@ class Decoder(nn.Module):
         - ``last_only``: only the last position's output [B, 1, ...] (the head
           runs on one token per row: what sampling needs).
         """
-        B, T = tokens.shape[:2]
+        B, T = tokens.shape[0], tokens.shape[1] * self.seq_shards
         mask: AttentionMask | CachedMask
         if cache is not None:
             if doc_ids is not None or position_ids is not None or prefix_len is not None:

@@ -1,6 +1,6 @@
 """``[parallel]``: how a run spreads over its processes.
 
-The degrees multiply to the world size: ``dp_replicate × dp_shard × tp``
+The degrees multiply to the world size: ``pp × dp_replicate × dp_shard × tp``
 (``dp_shard = -1`` takes what the others leave). They name the dimensions of
 one device mesh, built once; every wrapper takes its sub-mesh:
 
@@ -9,7 +9,10 @@ one device mesh, built once; every wrapper takes its sub-mesh:
   reshards parameters after forward (ZeRO-3), ``zero = 2`` keeps them
   gathered until backward (ZeRO-2); with ``dp_replicate`` too: HSDP;
 - ``tp``: Megatron-style tensor parallelism (column-wise q/k/v and w1/w3,
-  row-wise o and w2), with sequence parallelism on the norms.
+  row-wise o and w2), with sequence parallelism on the norms;
+- ``pp``: pipeline stages (``torch.distributed.pipelining``, GPipe or 1F1B
+  over ``pp_microbatches``): the blocks split evenly, the embedding on the
+  first stage, the final norm and head on the last.
 
 Checks that need only the config run at load (heads divisible by ``tp``...);
 the world size is known when the run starts, and :meth:`ParallelConfig.degrees`
@@ -29,6 +32,7 @@ class Degrees:
     dp_replicate: int
     dp_shard: int
     tp: int
+    pp: int = 1
 
     @property
     def dp(self) -> int:
@@ -36,7 +40,7 @@ class Degrees:
 
     @property
     def world(self) -> int:
-        return self.dp * self.tp
+        return self.pp * self.dp * self.tp
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,9 @@ class ParallelConfig(Section):
     dp_replicate: int = knob(1, "data-parallel replicas: DDP, or HSDP's replicate dimension with dp_shard")
     dp_shard: int = knob(-1, "FSDP2 sharding degree; -1 = the world size / (dp_replicate × tp)")
     tp: int = knob(1, "tensor-parallel degree")
+    pp: int = knob(1, "pipeline-parallel degree (stages, one per rank of the pp dimension)")
+    pp_schedule: Literal["gpipe", "1f1b"] = knob("1f1b", "pipeline schedule: gpipe or 1f1b")
+    pp_microbatches: int = knob(0, "pipeline micro-batches per forward/backward; 0 = pp")
     zero: int = knob(3, "FSDP2 stage: 3 reshards parameters after forward, 2 keeps them until backward")
     sequence_parallel: bool = knob(True, "tp: shard the norms' activations along the sequence")
     param_dtype: Literal["fp32", "bf16"] = knob("fp32", "FSDP2 mixed precision: dtype of the gathered parameters")
@@ -62,26 +69,37 @@ class ParallelConfig(Section):
             f"must be >= 1 or -1 (the rest), got {self.dp_shard}",
         )
         check(self.tp >= 1, "tp", f"must be >= 1, got {self.tp}")
+        check(self.pp >= 1, "pp", f"must be >= 1, got {self.pp}")
+        check(
+            self.pp_microbatches == 0 or self.pp_microbatches >= self.pp,
+            "pp_microbatches",
+            f"{self.pp_microbatches} is fewer than the pipeline stages (pp={self.pp})",
+        )
         check(self.zero in (2, 3), "zero", f"must be 2 or 3 under FSDP2, got {self.zero}")
+
+    @property
+    def microbatches(self) -> int:
+        """Pipeline micro-batches per schedule step."""
+        return self.pp_microbatches or self.pp
 
     def degrees(self, world_size: int) -> Degrees:
         """The degrees for ``world_size`` processes (``dp_shard = -1`` filled in);
         a product that is not the world size is an error naming the fields."""
-        rest = self.dp_replicate * self.tp
+        rest = self.pp * self.dp_replicate * self.tp
         shard = self.dp_shard
         if shard == -1:
             if world_size % rest:
                 raise ConfigError(
                     "parallel",
-                    f"world size {world_size} is not divisible by dp_replicate × tp = "
-                    f"{self.dp_replicate} × {self.tp}",
+                    f"world size {world_size} is not divisible by pp × dp_replicate × tp = "
+                    f"{self.pp} × {self.dp_replicate} × {self.tp}",
                 )
             shard = world_size // rest
-        d = Degrees(self.dp_replicate, shard, self.tp)
+        d = Degrees(self.dp_replicate, shard, self.tp, self.pp)
         if d.world != world_size:
             raise ConfigError(
                 "parallel",
-                f"dp_replicate × dp_shard × tp = {d.dp_replicate} × {d.dp_shard} × {d.tp} = "
-                f"{d.world}, but the world size is {world_size}",
+                f"pp × dp_replicate × dp_shard × tp = {d.pp} × {d.dp_replicate} × {d.dp_shard} × "
+                f"{d.tp} = {d.world}, but the world size is {world_size}",
             )
         return d

@@ -1,7 +1,7 @@
 """The device mesh of a run: named dimensions over the world's processes.
 
-The mesh has the dimensions ``dp_replicate``, ``dp_shard`` and ``tp`` (in
-that order, the last varying fastest, so a tensor-parallel group sits on
+The mesh has the dimensions ``pp``, ``dp_replicate``, ``dp_shard`` and
+``tp`` (in that order, the last varying fastest, so a tensor-parallel group sits on
 neighbouring ranks — one node's GPUs), plus ``dp``, the two data-parallel
 dimensions flattened. Everything that needs "which data-parallel rank am I"
 asks the mesh, never the global rank: ranks of one tensor-parallel group read
@@ -19,7 +19,7 @@ import torch.distributed as dist
 from fastllm.parallel.config import Degrees, ParallelConfig
 from fastllm.parallel.distributed import DistInfo
 
-DIMS = ("dp_replicate", "dp_shard", "tp")
+DIMS = ("pp", "dp_replicate", "dp_shard", "tp")
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Mesh:
     when the run is distributed, the ``DeviceMesh`` with named dimensions."""
 
     info: DistInfo
-    degrees: Degrees = Degrees(1, 1, 1)
+    degrees: Degrees = Degrees(1, 1, 1, 1)
     device_mesh: Any = None  # torch.distributed.device_mesh.DeviceMesh | None
 
     @property
@@ -64,6 +64,25 @@ class Mesh:
         return self.degrees.tp
 
     @property
+    def pp_size(self) -> int:
+        return self.degrees.pp
+
+    @property
+    def pp_rank(self) -> int:
+        """This process's pipeline stage."""
+        return 0 if self.device_mesh is None else self.device_mesh["pp"].get_local_rank()
+
+    @property
+    def pp_group(self) -> Any:
+        return None if self.device_mesh is None else self.device_mesh["pp"].get_group()
+
+    def all_reduce_pp(self, t: torch.Tensor) -> torch.Tensor:
+        """Sum ``t`` over the pipeline stages, in place (no-op without any)."""
+        if self.pp_size > 1:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM, group=self.pp_group)
+        return t
+
+    @property
     def dp_group(self) -> Any:
         """The process group of the data-parallel ranks (None on one process)."""
         return None if self.device_mesh is None else self.device_mesh["dp"].get_group()
@@ -84,7 +103,7 @@ def build_mesh(info: DistInfo, config: ParallelConfig | None = None) -> Mesh:
         return Mesh(info, degrees)
     from torch.distributed.device_mesh import init_device_mesh
 
-    shape = (degrees.dp_replicate, degrees.dp_shard, degrees.tp)
+    shape = (degrees.pp, degrees.dp_replicate, degrees.dp_shard, degrees.tp)
     device_mesh = init_device_mesh(info.device.type, shape, mesh_dim_names=DIMS)
     device_mesh["dp_replicate", "dp_shard"]._flatten(mesh_dim_name="dp")
     return Mesh(info, degrees, device_mesh)

@@ -1,6 +1,7 @@
 """Where the model gets wrapped: ``parallelize(model, config, mesh)``.
 
-The order follows torchtitan's ``parallelize_llama``: tensor (and sequence)
+The order follows torchtitan's ``parallelize_llama``: the pipeline stage
+kept (``pp``), tensor (and sequence)
 parallelism on the ``tp`` sub-mesh, activation checkpointing on each block,
 ``torch.compile`` per block, then data parallelism — FSDP2 ``fully_shard`` per block
 and then the root on the ``dp_shard`` (or, for HSDP, ``dp_replicate ×
@@ -21,6 +22,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from fastllm.parallel.mesh import Mesh
+from fastllm.parallel.pipeline import keep_stage
 
 
 def apply_activation_checkpointing(model: nn.Module) -> None:
@@ -62,6 +64,8 @@ def apply_tensor_parallel(model: nn.Module, tp_mesh: Any, sequence_parallel: boo
     tied = model.output is not None and model.output.weight is getattr(
         model.tok_embeddings, "weight", None
     )
+    if sequence_parallel and model.tok_embeddings is None:
+        model.seq_shards = tp_mesh.size()  # a later pipeline stage: its input is sharded
     parallelize_module(model, tp_mesh, top)
     if tied:
         # Both split the weight by vocabulary rows (Shard(0)): one DTensor can
@@ -118,6 +122,8 @@ def parallelize(model: nn.Module, config: Any, mesh: Mesh) -> nn.Module:
     forward on. ``model`` keeps its parameters (DTensors once sharded) and
     stays the object that optimizers, checkpoints and exports see."""
     c, d = config.train, mesh.degrees
+    if d.pp > 1:
+        keep_stage(model, mesh.pp_rank, d.pp)
     if d.tp > 1:
         apply_tensor_parallel(model, mesh["tp"], config.parallel.sequence_parallel)
     if c.activation_checkpointing:
@@ -126,7 +132,7 @@ def parallelize(model: nn.Module, config: Any, mesh: Mesh) -> nn.Module:
     if c.compile:
         for block in model.layers.values():
             block.compile()  # in place: parameter names stay as they are
-    fsdp = d.dp_shard > 1 or (d.dp > 1 and (d.tp > 1 or config.parallel.cpu_offload))
+    fsdp = d.dp_shard > 1 or (d.dp > 1 and (d.tp > 1 or d.pp > 1 or config.parallel.cpu_offload))
     if fsdp:
         apply_fsdp(
             model, mesh["dp_replicate", "dp_shard"] if d.dp_replicate > 1 else mesh["dp_shard"], config
@@ -159,19 +165,23 @@ def no_sync(net: nn.Module, sync: bool) -> Iterator[None]:
         yield
 
 
-def clip_grad_norm(params: Iterable[torch.Tensor], max_norm: float) -> float:
+def clip_grad_norm(
+    params: Iterable[torch.Tensor], max_norm: float, mesh: Mesh | None = None
+) -> float:
     """Clip the global gradient norm over every shard of every parameter;
     returns the norm before clipping. ``max_norm <= 0``: no clipping.
 
     Plain tensors go through ``nn.utils.clip_grad_norm_`` (as a one-process
     run always did). DTensor gradients (FSDP, TP) are grouped by mesh and
     placement; each group's norm is reduced across its mesh, so the total
-    covers every shard, and plain tensors (e.g. norms outside TP) join it."""
+    covers every shard, and plain tensors (e.g. norms outside TP) join it;
+    under pipeline parallelism the squares are summed over the stages."""
     from torch.distributed.tensor import DTensor
 
     limit = max_norm if max_norm > 0 else math.inf
     params = [p for p in params if p.grad is not None]
-    if not any(isinstance(p.grad, DTensor) for p in params):
+    pipelined = mesh is not None and mesh.pp_size > 1
+    if not pipelined and not any(isinstance(p.grad, DTensor) for p in params):
         return float(nn.utils.clip_grad_norm_(params, limit))
     groups: dict[Any, list[torch.Tensor]] = {}
     for p in params:
@@ -184,6 +194,8 @@ def clip_grad_norm(params: Iterable[torch.Tensor], max_norm: float) -> float:
         if isinstance(norm, DTensor):
             norm = norm.full_tensor()
         square += norm.detach().double().cpu() ** 2
+    if pipelined:  # each stage holds other parameters: the total spans every stage
+        square = mesh.all_reduce_pp(square.to(mesh.device)).cpu()
     total = float(square.sqrt())
     coef = limit / (total + 1e-6)
     if coef < 1.0:

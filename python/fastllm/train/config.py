@@ -164,6 +164,28 @@ class TrainConfig(Section):
                 "train.seq",
                 f"{self.train.seq} is not divisible by parallel.tp={tp} (sequence parallelism)",
             )
+        pp = self.parallel.pp
+        if pp > 1:
+            check(
+                m.n_layers >= pp,
+                "parallel.pp",
+                f"{pp} stages for model.n_layers={m.n_layers} (fewer layers than stages)",
+            )
+            check(
+                not m.tie_embeddings,
+                "model.tie_embeddings",
+                "must be false under pipeline parallelism (embedding and head sit on different stages)",
+            )
+            check(
+                self.objective.name == "causal_lm" and self.train.z_loss == 0,
+                "objective.name",
+                "pipeline parallelism trains causal_lm without z_loss",
+            )
+            check(
+                self.data.eos_id is None,
+                "data.eos_id",
+                "document masking (position ids) does not cross pipeline stages yet; leave it unset",
+            )
         mask_id = self.objective.mask_id
         check(
             mask_id < self.model.vocab_size,

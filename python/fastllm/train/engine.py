@@ -9,22 +9,28 @@ the optimizer and the learning-rate schedule.
 One optimizer step is::
 
     engine.zero_grad()
-    for i, batch in enumerate(micro_batches):
-        with engine.accumulate(sync=i == last):   # DDP reduces on the last only
-            engine.backward(loss_of(engine.module, batch))
+    for i, batch in enumerate(micro_batches):   # DDP/FSDP reduce on the last only
+        metrics = engine.micro_step(objective, batch, scale, sync=i == last)
     norm = engine.clip_grad_norm(max_norm)
     engine.step(apply=norm_is_fine)              # or a skipped update
+
+:class:`PipelineEngine` is the same with a pipeline schedule owning forward
+and backward.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from fastllm.parallel import clip_grad_norm, no_sync
+from fastllm.parallel import Mesh, clip_grad_norm, no_sync
+from fastllm.train.objectives import IGNORE, Objective, token_loss_sums
+
+Batch = dict[str, torch.Tensor]
 
 
 class Engine:
@@ -40,12 +46,16 @@ class Engine:
         *,
         fp16: bool = False,
         device: torch.device | str = "cpu",
+        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+        mesh: Mesh | None = None,
     ) -> None:
         self.model = model
         self.module = module
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.scaler = torch.amp.GradScaler(torch.device(device).type, enabled=fp16)
+        self.autocast = autocast
+        self.mesh = mesh
 
     def zero_grad(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -58,11 +68,34 @@ class Engine:
     def backward(self, loss: torch.Tensor) -> None:
         self.scaler.scale(loss).backward()
 
+    def micro_step(
+        self, objective: Objective, batch: Batch, scale: float, sync: bool
+    ) -> dict[str, torch.Tensor]:
+        """Forward and backward of one micro-batch, its summed loss times
+        ``scale``; returns the objective's summed metrics (unscaled)."""
+        with self.accumulate(sync):
+            with self.autocast():
+                out = objective(self.module, batch)
+            self.backward(out.loss * scale)
+        return out.metrics
+
+    def reduce_metrics(self, sums: torch.Tensor) -> torch.Tensor:
+        """Metrics summed over whatever holds parts of them (pipeline stages)."""
+        return sums
+
+    @torch.no_grad()
+    def eval_sums(self, batch: Batch) -> torch.Tensor:
+        """[summed next-token loss, target tokens] of one validation batch."""
+        with self.autocast():
+            logits = self.model(batch["input_ids"], position_ids=batch.get("position_ids"))
+        ce, _ = token_loss_sums(logits, batch["labels"])
+        return torch.stack([ce.double(), (batch["labels"] != IGNORE).sum().double()])
+
     def clip_grad_norm(self, max_norm: float) -> float:
         """Unscale (fp16) and clip the global gradient norm (``max_norm <= 0``:
         no clipping); returns the norm before clipping."""
         self.scaler.unscale_(self.optimizer)
-        return clip_grad_norm(self.model.parameters(), max_norm)
+        return clip_grad_norm(self.model.parameters(), max_norm, self.mesh)
 
     def step(self, apply: bool = True) -> None:
         """The optimizer step (or, when not ``apply``, a skipped update: the
@@ -90,3 +123,45 @@ class Engine:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+
+
+class PipelineEngine(Engine):
+    """The engine of a pipeline stage: a ``torch.distributed.pipelining``
+    schedule runs forward and backward of each micro-batch (split again into
+    ``parallel.pp_microbatches``); the loss exists on the last stage only, and
+    metrics are summed over the stages. Causal LM only (the schedule computes
+    ``loss_fn(logits, labels)``)."""
+
+    def __init__(self, *args: Any, config: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from fastllm.parallel.pipeline import PipelineRunner
+
+        self._scale = 1.0
+
+        def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            return token_loss_sums(logits, labels)[0] * self._scale
+
+        self.runner = PipelineRunner(self.module, self.mesh, config, loss_fn)
+
+    def micro_step(
+        self, objective: Objective, batch: Batch, scale: float, sync: bool
+    ) -> dict[str, torch.Tensor]:
+        self._scale = scale
+        with self.accumulate(sync), self.autocast():
+            losses = self.runner.step(batch)
+        total = sum((x.detach().double() for x in losses), torch.zeros((), dtype=torch.float64))
+        return {"loss": total / scale if losses else total}
+
+    def reduce_metrics(self, sums: torch.Tensor) -> torch.Tensor:
+        return self.mesh.all_reduce_pp(sums)
+
+    @torch.no_grad()
+    def eval_sums(self, batch: Batch) -> torch.Tensor:
+        self._scale = 1.0
+        with self.autocast():
+            losses = self.runner.evaluate(batch)
+        ce = sum((x.double() for x in losses), torch.zeros((), dtype=torch.float64))
+        count = (batch["labels"] != IGNORE).sum().double()
+        # Only the last stage has the loss; every stage has the count.
+        ce = self.mesh.all_reduce_pp(ce.reshape(1).to(self.mesh.device))[0]
+        return torch.stack([ce, count])

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fastllm.config import ConfigError
 from fastllm.io.atomic import write_bytes_atomic, write_text_atomic
 from fastllm.model.plan import H100_BF16_TFLOPS, flops_per_token
 from fastllm.optim import route_parameters, routing_summary
@@ -36,10 +37,10 @@ from fastllm.parallel import Mesh, build_mesh, parallelize, setup
 from fastllm.train import checkpoint as ckpt
 from fastllm.train.config import TrainConfig
 from fastllm.train.data import DataSource, DataSpec, resolve
-from fastllm.train.engine import Engine
+from fastllm.train.engine import Engine, PipelineEngine
 from fastllm.train.guard import SpikeGuard
 from fastllm.train.metrics import MetricsWriter, plot_loss_curve, read_records
-from fastllm.train.objectives import IGNORE, Objective, token_loss_sums
+from fastllm.train.objectives import Objective
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -89,13 +90,19 @@ class Trainer:
         # Wrap first: FSDP2 and TP replace the parameters the optimizer must hold.
         module = parallelize(self.model, config, self.mesh)
         optimizer = config.optim.build(self.model)
-        self.engine = Engine(
+        kind, extra = (
+            (PipelineEngine, {"config": config}) if self.mesh.pp_size > 1 else (Engine, {})
+        )
+        self.engine = kind(
             self.model,
             module,
             optimizer,
             config.schedule.build(optimizer, c.steps),
             fp16=c.dtype == "fp16",
             device=self.device,
+            autocast=self._autocast,
+            mesh=self.mesh,
+            **extra,
         )
         self.optimizer = optimizer
         self.guard = SpikeGuard(
@@ -105,6 +112,13 @@ class Trainer:
 
         dp = self.mesh.dp_size
         self.micro_batch = c.micro_batch(dp)
+        chunks = config.parallel.microbatches
+        if self.mesh.pp_size > 1 and self.micro_batch % chunks:
+            raise ConfigError(
+                "parallel.pp_microbatches",
+                f"{chunks} does not divide the micro-batch of {self.micro_batch} sequences "
+                f"(train.batch / (data parallel × train.grad_accum))",
+            )
         spec = DataSpec(self.micro_batch, c.seq, self.mesh.dp_rank, dp, c.seed)
         self.train_data = resolve(train_data, spec)
         self._train_iter = iter(self.train_data)
@@ -167,14 +181,12 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         engine.zero_grad()
         for i, batch in enumerate(batches):
-            with engine.accumulate(sync=i == len(batches) - 1):
-                with self._autocast():
-                    out = self.objective(engine.module, batch)
-                engine.backward(out.loss * scale)
-            for k, v in out.metrics.items():
+            metrics = engine.micro_step(self.objective, batch, scale, sync=i == len(batches) - 1)
+            for k, v in metrics.items():
                 sums[k] = sums.get(k, 0) + v.double()
         names = sorted(sums)
-        reduced = self.mesh.all_reduce_dp(torch.stack([sums[k] for k in names]))
+        reduced = engine.reduce_metrics(torch.stack([sums[k] for k in names]).to(self.device))
+        reduced = self.mesh.all_reduce_dp(reduced)
         values = {k: float(v) / max(n_global, 1.0) for k, v in zip(names, reduced, strict=True)}
         loss_value = values.pop("loss")
 
@@ -225,11 +237,7 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         for batch in islice(iter(self.val_data), self.config.train.eval_batches):
-            batch = self._to_device(batch)
-            with self._autocast():
-                logits = self.model(batch["input_ids"], position_ids=batch.get("position_ids"))
-            ce, _ = token_loss_sums(logits, batch["labels"])
-            sums += torch.stack([ce.double(), (batch["labels"] != IGNORE).sum().double()])
+            sums += self.engine.eval_sums(self._to_device(batch))
         self.model.train(was_training)
         self.mesh.all_reduce_dp(sums)
         val = float(sums[0] / sums[1].clamp(min=1))
