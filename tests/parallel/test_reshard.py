@@ -52,3 +52,25 @@ def test_save_at_dp2_tp2_resume_at_one_process_and_at_dp4(tmp_path):
     again = torchrun(4, four, _with({"dp_shard": 4}))
     assert all(r["start"] == 3 for r in again)
     assert again[0]["losses"] == pytest.approx(want[3:], rel=1e-5)
+
+
+def test_hf_export_from_a_sharded_checkpoint_equals_the_one_process_export(tmp_path):
+    """A dp_shard 2 × tp 2 checkpoint, gathered offline from its DCP folder on
+    one process, exports the same transformers model as a one-process run."""
+    from transformers import LlamaForCausalLM
+
+    from fastllm.model.hf import main as export_main
+
+    overrides = copy.deepcopy(BASE)
+    overrides["train"]["steps"] = 3
+    Trainer(config(tmp_path / "one", **overrides), *data(), log=lambda _: None).fit()
+    torchrun(4, tmp_path / "sharded", overrides | {"parallel": {"dp_shard": 2, "tp": 2}})
+    ids = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(0))
+    logits = []
+    for name in ("one", "sharded"):
+        out = tmp_path / f"hf-{name}"
+        assert export_main(["--checkpoint", str(tmp_path / name), "--out", str(out)]) == 0
+        hf = LlamaForCausalLM.from_pretrained(out).eval()
+        with torch.no_grad():
+            logits.append(hf(ids).logits)
+    torch.testing.assert_close(logits[1], logits[0], rtol=1e-4, atol=1e-5)

@@ -32,7 +32,9 @@ def main() -> None:
         "grad_norms": [r["grad_norm"] for r in records],
         "val_loss": records[-1].get("val_loss") if records else None,
     }
-    print("RESULT " + json.dumps(result), flush=True)
+    # One write call per line: lines of ranks sharing the pipe do not interleave.
+    sys.stdout.write("RESULT " + json.dumps(result) + "\n")
+    sys.stdout.flush()
     teardown()
     sys.stdout.flush()
     os._exit(0)
