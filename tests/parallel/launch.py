@@ -22,6 +22,21 @@ def torchrun(
 ) -> list[dict[str, Any]]:
     """Every rank's result line, sorted by rank; fails with the output when a
     rank printed none (whatever the exit code)."""
+    cmd, env = torchrun_command(nproc, out_dir, overrides)
+    cmd += [str(until)] if until is not None else []
+    wrap = [shutil.which("timeout"), str(timeout)] if shutil.which("timeout") else []
+    proc = subprocess.run(wrap + cmd, env=env, capture_output=True, text=True, timeout=timeout + 30)
+    lines = [json.loads(x[7:]) for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    ranks = sorted(r["rank"] for r in lines)
+    assert ranks == list(range(nproc)), proc.stdout[-2000:] + proc.stderr[-4000:]
+    return sorted(lines, key=lambda r: r["rank"])
+
+
+def torchrun_command(
+    nproc: int, out_dir: Path, overrides: dict[str, Any]
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment :func:`torchrun` runs (for a test that
+    drives the process itself)."""
     exe = Path(sys.executable).with_name("torchrun")
     launcher = [str(exe)] if exe.is_file() else [sys.executable, "-m", "torch.distributed.run"]
     env = {
@@ -37,11 +52,5 @@ def torchrun(
         str(REPO / "tests" / "parallel" / "worker.py"),
         str(out_dir),
         json.dumps(overrides),
-        *([str(until)] if until is not None else []),
     ]
-    wrap = [shutil.which("timeout"), str(timeout)] if shutil.which("timeout") else []
-    proc = subprocess.run(wrap + cmd, env=env, capture_output=True, text=True, timeout=timeout + 30)
-    lines = [json.loads(x[7:]) for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    ranks = sorted(r["rank"] for r in lines)
-    assert ranks == list(range(nproc)), proc.stdout[-2000:] + proc.stderr[-4000:]
-    return sorted(lines, key=lambda r: r["rank"])
+    return cmd, env
