@@ -10,7 +10,7 @@ use pyo3::types::PyString;
 
 use super::arrow::{strings, ArrowArray, ArrowTexts};
 use crate::extract::{self, Extracted, Html};
-use crate::guard::{self, Doc};
+use crate::guard::{self, Doc, Failures};
 use crate::pool;
 
 /// One page as Python gave it: text is parsed as is, bytes are decoded first.
@@ -45,9 +45,6 @@ impl Page {
         }
     }
 }
-
-/// `(row, panic message)` of every page whose extraction panicked.
-type Failures = Vec<(usize, String)>;
 
 /// Main text of one HTML page, or None when it has no main content. A
 /// panic in the extractor (a bug) raises RuntimeError: there is no batch to
