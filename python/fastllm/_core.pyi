@@ -48,7 +48,7 @@ def extract_batch(
     pages: Sequence[bytes | str], urls: Sequence[str | None] | None = None
 ) -> tuple[ArrowArray, ArrowArray, ArrowArray, _Failures]: ...
 def extract_arrow(
-    array: _ArrowColumn, urls: Sequence[str | None] | None = None
+    array: _ArrowColumn, urls: Sequence[str | None] | _ArrowColumn | None = None
 ) -> tuple[ArrowArray, ArrowArray, ArrowArray, _Failures]: ...
 
 # filters, language id, PII
