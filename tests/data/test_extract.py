@@ -112,6 +112,20 @@ def test_arrow_types_offsets_and_nulls(typ):
     assert extract_batch(chunked).texts.to_pylist() == want[:3] + [None] + want[4:]
 
 
+def test_urls_as_arrow_equal_urls_as_a_list():
+    # The pipeline passes a WARC table's url column as it is (no to_pylist).
+    legacy = "<p>Olá, a polícia chegou à cidade e a população aplaudiu.</p>".encode("latin-1")
+    pages = pa.array([legacy, legacy, PAGE.encode()], pa.binary())
+    urls = ["https://example.br/", None, "https://example.com/"]
+    want = extract_batch(pages, urls=urls).texts.to_pylist()
+    for col in (pa.array(urls), pa.chunked_array([urls[:1], urls[1:]], pa.large_string())):
+        assert extract_batch(pages, urls=col).texts.to_pylist() == want
+    # List pages take Arrow urls too.
+    assert extract_batch([legacy], urls=pa.array(urls[:1])).texts == want[:1]
+    with pytest.raises(ValueError, match="1 urls for 3 pages"):
+        extract_batch(pages, urls=pa.array(["x"]))
+
+
 def test_arrow_of_wrong_type_is_a_clear_error():
     with pytest.raises(TypeError, match="string or binary"):
         extract_batch(pa.array([1, 2, 3]))

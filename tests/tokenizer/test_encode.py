@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 import fastllm
 from fastllm import Tokenizer
+from tests import panics
+from tests.panics import panicking_tokenizer
 
 # Strings that stress pre-tokenization and merging: emoji (with ZWJ and
 # skin tones), CJK, combining marks, control characters, whitespace runs of
@@ -237,3 +239,25 @@ def test_qwen_style_nfc_normalizer_matches_hf(cl100k_pair, tmp_path):
     for text in ["cafe\u0301 e\u0301te\u0301", "Å vs A\u030a", "한국어 \u1100\u1161", "plain"]:
         assert mine.encode(text) == ref.encode(text).ids
     assert mine.encode("e\u0301") == mine.encode("\u00e9")
+
+
+def test_a_text_the_encoder_fails_on(gpt2_pair):
+    # A real panic in Rust on one text (tests/panics.py): a RuntimeError
+    # naming it, or with failures=[] its row and no ids, the others intact.
+    ours, _ = gpt2_pair
+    tok = panicking_tokenizer(Tokenizer(ours._core))
+    texts = ["hello world", f"a {panics.TOK} b", "the end"]
+    with pytest.raises(RuntimeError, match=r"encode_to_numpy: internal error .*row 1: injected"):
+        tok.encode_to_numpy(texts)
+    with pytest.raises(RuntimeError, match="encode_batch: internal error"):
+        tok.encode_batch(texts)
+    failed: list = []
+    ids, offsets = tok.encode_to_numpy(texts, failures=failed)
+    assert [k for k, _ in failed] == [1] and "injected panic" in failed[0][1]
+    assert offsets[2] == offsets[1]
+    good = ours.encode_to_numpy([texts[0], texts[2]])
+    assert ids.tolist() == good[0].tolist()
+    failed = []
+    batch = tok.encode_batch(texts, failures=failed)
+    assert batch == [ours.encode(texts[0]), [], ours.encode(texts[2])]
+    assert [k for k, _ in failed] == [1]

@@ -57,14 +57,15 @@ def extract_text(html: bytes | str, url: str | None = None) -> str | None:
 
 
 def extract_batch(
-    pages: Sequence[bytes | str] | Any, urls: Sequence[str | None] | None = None
+    pages: Sequence[bytes | str] | Any, urls: Sequence[str | None] | Any | None = None
 ) -> Extracted:
     """Texts, titles and ``<html lang>`` hints of many pages at once.
 
     ``pages`` is a list of bytes/str, or an Arrow binary/string column (a
     pyarrow Array or ChunkedArray, or any ``__arrow_c_array__`` /
     ``__arrow_c_stream__`` producer; nulls give None) that Rust reads in
-    place. ``urls``, if given, has one entry per page.
+    place. ``urls``, if given, has one entry per page (with Arrow pages it
+    may be an Arrow string column, read in place too).
     """
     if is_arrow(pages):
         return _extract_arrow(pages, urls)
@@ -83,7 +84,7 @@ def extract_batch(
 def _check_urls(urls: Sequence[str | None] | None, n: int) -> list[str | None] | None:
     if urls is None:
         return None
-    urls = list(urls)
+    urls = text_column(urls, "extract_batch: urls").to_pylist() if is_arrow(urls) else list(urls)
     if len(urls) != n:
         raise ValueError(f"extract_batch: {len(urls)} urls for {n} pages")
     for k, u in enumerate(urls):
@@ -92,11 +93,16 @@ def _check_urls(urls: Sequence[str | None] | None, n: int) -> list[str | None] |
     return urls
 
 
-def _extract_arrow(pages: Any, urls: Sequence[str | None] | None) -> Extracted:
+def _extract_arrow(pages: Any, urls: Sequence[str | None] | Any | None) -> Extracted:
     """One call for the whole column, chunks included: Rust imports it
     through the Arrow C data interface without copying the pages."""
     pages = text_column(pages, "extract_batch: pages")
-    urls = _check_urls(urls, len(pages))
+    if is_arrow(urls):
+        urls = text_column(urls, "extract_batch: urls")
+        if len(urls) != len(pages):
+            raise ValueError(f"extract_batch: {len(urls)} urls for {len(pages)} pages")
+    else:
+        urls = _check_urls(urls, len(pages))
     texts, titles, langs, failed = _core.extract_arrow(pages, urls)
     # Arrow arrays built in Rust, imported without a copy: ``string``
     # (``large_string`` only past 2 GiB of text in one column).

@@ -73,8 +73,8 @@ class Extract:
             from fastllm.data.extract import extract_batch
 
             # WARC inputs carry the page's URL: its TLD helps guess the
-            # charset of pages that do not declare one.
-            urls = table.column("url").to_pylist() if "url" in table.column_names else None
+            # charset of pages that do not declare one. Arrow, read in place.
+            urls = table.column("url") if "url" in table.column_names else None
             res = extract_batch(html, urls)
             text, failed = res.texts, list(res.failures)
         else:

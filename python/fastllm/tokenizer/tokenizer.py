@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from fastllm import _core
+from fastllm._failures import hand_over
 from fastllm.io.arrow import is_arrow, text_column
 from fastllm.io.atomic import write_text_atomic
 
@@ -187,25 +188,39 @@ class Tokenizer:
         texts: Sequence[str],
         allowed_special: Specials = (),
         disallowed_special: Specials = "all",
+        *,
+        failures: list | None = None,
     ) -> list[list[int]]:
         """Token ids of each text, encoded in parallel (GIL released).
 
         ``texts`` is a list of str or an Arrow string/binary column (pyarrow
-        Array or ChunkedArray, read in place; a null is the empty text)."""
+        Array or ChunkedArray, read in place; a null is the empty text).
+
+        A text the encoder fails on (a bug: a panic in Rust) is a
+        RuntimeError naming it; with ``failures`` (a list), ``(row,
+        message)`` of each such text is appended there instead and its ids
+        are empty (drop it; see :mod:`fastllm._failures`)."""
         mode, mask = self._special_args(allowed_special, disallowed_special)
-        return self._core.encode_batch(_str_list(texts), mode, mask)
+        ids, failed = self._core.encode_batch(_str_list(texts), mode, mask)
+        hand_over("encode_batch", failed, failures)
+        return ids
 
     def encode_to_numpy(
         self,
         texts: Sequence[str],
         allowed_special: Specials = (),
         disallowed_special: Specials = "all",
+        *,
+        failures: list | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """All texts' ids as one flat ``uint32`` array plus ``int64`` offsets
         of length ``len(texts) + 1``: text ``i`` is ``ids[offsets[i]:offsets[i+1]]``.
-        ``texts`` may be an Arrow column, as for :meth:`encode_batch`."""
+        ``texts`` may be an Arrow column, and ``failures`` is handled, as for
+        :meth:`encode_batch` (a failed text has no ids: equal offsets)."""
         mode, mask = self._special_args(allowed_special, disallowed_special)
-        return self._core.encode_to_numpy(_str_list(texts), mode, mask)
+        ids, offsets, failed = self._core.encode_to_numpy(_str_list(texts), mode, mask)
+        hand_over("encode_to_numpy", failed, failures)
+        return ids, offsets
 
     # ---- decoding -----------------------------------------------------
     def decode_bytes(self, ids: Iterable[int]) -> bytes:

@@ -20,6 +20,7 @@ use rustc_hash::FxHashMap;
 
 use super::pretok::Pretokenizer;
 use crate::error::{Error, Result};
+use crate::guard::{self, Doc};
 
 /// Pieces longer than this use the heap-based merge (O(n log n)); shorter
 /// ones the simple scan, which is faster for the short pieces that make up
@@ -516,6 +517,27 @@ impl Bpe {
         Ok(())
     }
 
+    /// [`encode_into`](Self::encode_into) over a batch in parallel (call it
+    /// on the pool), under the one panic policy (`crate::guard`): a text
+    /// whose encoding panics comes back as [`Doc::Failed`] (no ids), a null
+    /// row as [`Doc::Null`]. A special-token error is the text's `Err`.
+    ///
+    /// A panic cannot leave the per-thread piece cache wrong for the next
+    /// text: its `RefCell` borrow ends as the panic unwinds, and a piece's
+    /// ids are inserted only after they are complete.
+    pub fn encode_batch<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[Option<S>],
+        mode: SpecialMode,
+        allowed: &[bool],
+    ) -> Vec<Doc<Result<Vec<u32>>>> {
+        guard::map_documents(texts, |t| {
+            let t = t.as_ref();
+            let mut ids = Vec::with_capacity(t.len() / 3 + 1);
+            self.encode_into(t, mode, allowed, &mut ids).map(|_| ids)
+        })
+    }
+
     pub fn encode_ordinary(&self, text: &str) -> Vec<u32> {
         let mut out = Vec::with_capacity(text.len() / 3 + 1);
         self.encode_ordinary_into(text, &mut out);
@@ -568,6 +590,30 @@ mod tests {
             false,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn the_batch_is_each_text_encoded() {
+        let bpe = toy_hf();
+        let texts = [Some("abc bc"), None, Some("x <|eot|>")];
+        let out =
+            crate::pool::install(|| bpe.encode_batch(&texts, SpecialMode::Allow, &[])).unwrap();
+        let ids: Vec<Option<Vec<u32>>> = out
+            .iter()
+            .map(|d| d.ok().map(|r| r.as_ref().unwrap().clone()))
+            .collect();
+        let mut want = Vec::new();
+        bpe.encode_into("x <|eot|>", SpecialMode::Allow, &[], &mut want)
+            .unwrap();
+        assert_eq!(
+            ids,
+            vec![Some(bpe.encode_ordinary("abc bc")), None, Some(want)]
+        );
+        // A special-token error is that text's Err, not a panic.
+        let out = crate::pool::install(|| bpe.encode_batch(&texts, SpecialMode::Reject, &[false]))
+            .unwrap();
+        assert!(matches!(&out[2], Doc::Done(Err(_))));
+        assert!(matches!(&out[0], Doc::Done(Ok(_))));
     }
 
     #[test]

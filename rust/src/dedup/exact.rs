@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
 use super::chars::{decode, single_lower, BmpTable};
+use crate::guard::{self, Doc};
 
 /// ASCII byte classes: 1 = letter or digit, 2 = whitespace (as
 /// `char::is_whitespace`), 0 = dropped (punctuation, symbols, controls).
@@ -343,9 +344,31 @@ pub fn content_hashes<S: AsRef<str> + Sync>(texts: &[S], normalize: bool) -> Vec
         .collect()
 }
 
+/// [`content_hash`] of every document of a batch in parallel (call it on
+/// the pool), under the one panic policy (`crate::guard`): a document
+/// whose hashing panics comes back as [`Doc::Failed`] (no hash), a null
+/// row as [`Doc::Null`].
+pub fn hash_batch<S: AsRef<str> + Sync>(texts: &[Option<S>], normalize: bool) -> Vec<Doc<u128>> {
+    guard::map_documents(texts, |t| content_hash(t.as_ref(), normalize))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_batch_is_the_hash_of_each_document() {
+        let texts = [Some("Hello, world"), None, Some("")];
+        let out = crate::pool::install(|| hash_batch(&texts, true)).unwrap();
+        assert_eq!(
+            out,
+            vec![
+                Doc::Done(content_hash("hello world", true)),
+                Doc::Null,
+                Doc::Done(content_hash("", true)),
+            ]
+        );
+    }
 
     #[test]
     fn raw_hash_is_xxh3() {

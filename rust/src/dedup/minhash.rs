@@ -25,6 +25,7 @@ use rayon::prelude::*;
 
 use super::shingle::{shingle_hashes_into, Scratch};
 use crate::error::{Error, Result};
+use crate::guard::{self, Failures};
 
 /// The signature value of a document without shingles.
 pub const EMPTY: u64 = u64::MAX;
@@ -326,6 +327,24 @@ impl MinHasher {
             );
         out
     }
+
+    /// [`signatures`](Self::signatures) under the one panic policy
+    /// (`crate::guard`): a document whose signature panics has zeros in its
+    /// row (no signature; drop it) and is in the failures, `(row, panic
+    /// message)`. The scratch buffers are cleared at the start of every
+    /// document, so one that panicked leaves nothing for the next.
+    pub fn signature_batch<S: AsRef<str> + Sync>(&self, texts: &[S]) -> (Vec<u64>, Failures) {
+        let mut out = vec![0u64; texts.len() * self.num_perm];
+        let failed = guard::fill_rows(
+            texts,
+            &mut out,
+            self.num_perm,
+            0,
+            || (Scratch::default(), Vec::new()),
+            |(scratch, hashes), t, sig| self.signature_into(t.as_ref(), scratch, hashes, sig),
+        );
+        (out, failed)
+    }
 }
 
 #[cfg(test)]
@@ -341,6 +360,19 @@ mod tests {
         (0..m.num_perm())
             .map(|j| hs.iter().map(|&h| naive(a[j], h, b[j])).min().unwrap())
             .collect()
+    }
+
+    #[test]
+    fn the_guarded_batch_equals_the_plain_one() {
+        let m = MinHasher::new(64, 3, 9).unwrap();
+        let texts: Vec<String> = (0..100)
+            .map(|i| format!("doc {i} with some words, {} more", i * 7))
+            .chain(["".to_string()])
+            .collect();
+        let (sigs, failed) = crate::pool::install(|| m.signature_batch(&texts)).unwrap();
+        assert!(failed.is_empty());
+        assert_eq!(sigs, m.signatures(&texts));
+        assert!(sigs[100 * 64..].iter().all(|&v| v == EMPTY));
     }
 
     #[test]

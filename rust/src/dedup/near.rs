@@ -9,13 +9,20 @@
 //! the signatures, so the clusters do not depend on the thread count, and
 //! the out-of-core and Ray modes, which build the same edges, agree with
 //! this one.
+//!
+//! The kernels that read the texts (signatures, shingle sets for exact
+//! verification) follow the one panic policy (`crate::guard`): a document
+//! whose kernel panics is in the failures, takes part in no edge, and is
+//! its own cluster; the caller drops it.
 
 use rayon::prelude::*;
 
 use super::cluster::UnionFind;
 use super::lsh::{band_key, check_bands, signature_similarity};
+use super::minhash::MinHasher;
 use super::shingle;
 use crate::error::{Error, Result};
+use crate::guard::{self, Doc, Failures};
 
 #[derive(Clone, Copy, Debug)]
 pub struct LshConfig {
@@ -132,12 +139,13 @@ pub fn pairs(
 /// The sorted, deduplicated shingle hashes of the texts at `which` (every
 /// text when None) as one table: row `k` is `hashes[offsets[k]..offsets[k +
 /// 1]]`. Rows are computed in parallel, each alone, so the table does not
-/// depend on the thread count.
+/// depend on the thread count. A text whose shingling panicked has an
+/// empty row and is in the failures, `(index into texts, panic message)`.
 pub fn shingle_sets<S: AsRef<str> + Sync>(
     texts: &[S],
     ngram: usize,
     which: Option<&[u64]>,
-) -> Result<(Vec<u64>, Vec<u64>)> {
+) -> Result<(Vec<u64>, Vec<u64>, Failures)> {
     if ngram == 0 {
         return Err(Error::invalid("ngram must be >= 1, got 0"));
     }
@@ -157,27 +165,36 @@ pub fn shingle_sets<S: AsRef<str> + Sync>(
             &all
         }
     };
-    let rows: Vec<Vec<u64>> = which
-        .par_iter()
-        .map_init(
-            || (shingle::Scratch::default(), Vec::new()),
-            |(scratch, hashes), &i| {
-                shingle::shingle_hashes_into(texts[i as usize].as_ref(), ngram, scratch, hashes);
-                let mut set = hashes.clone();
-                set.sort_unstable();
-                set.dedup();
-                set
-            },
-        )
-        .collect();
-    let mut offsets = Vec::with_capacity(rows.len() + 1);
+    let docs = guard::map_documents_init(
+        which,
+        || (shingle::Scratch::default(), Vec::new()),
+        |(scratch, hashes), &i| {
+            shingle::shingle_hashes_into(texts[i as usize].as_ref(), ngram, scratch, hashes);
+            let mut set = hashes.clone();
+            set.sort_unstable();
+            set.dedup();
+            set
+        },
+    );
+    let mut failed = Vec::new();
+    let mut offsets = Vec::with_capacity(docs.len() + 1);
     offsets.push(0u64);
     let mut total = 0u64;
-    for r in &rows {
-        total += r.len() as u64;
+    for (d, &i) in docs.iter().zip(which) {
+        match d {
+            Doc::Done(r) => total += r.len() as u64,
+            Doc::Failed(p) => failed.push((i as usize, p.message.clone())),
+            Doc::Null => {}
+        }
         offsets.push(total);
     }
-    Ok((offsets, rows.concat()))
+    let mut hashes = Vec::with_capacity(total as usize);
+    for d in &docs {
+        if let Doc::Done(r) = d {
+            hashes.extend_from_slice(r);
+        }
+    }
+    Ok((offsets, hashes, failed))
 }
 
 /// A table of sorted sets made by [`shingle_sets`]: `(offsets, hashes)`.
@@ -228,12 +245,14 @@ pub fn table_jaccard(a: SetTable<'_>, b: SetTable<'_>, ia: &[u64], ib: &[u64]) -
 /// Exact Jaccard of the shingle sets of each pair of `texts` (two empty
 /// sets count as identical, 1.0). Only the documents in some pair are
 /// shingled, once each, their hashes sorted and deduplicated; a pair costs
-/// one merge of two sorted lists.
+/// one merge of two sorted lists. A text whose shingling panicked is in
+/// the failures, `(index into texts, panic message)`, and every pair with
+/// it is NaN, which is below any threshold: it is nobody's duplicate.
 pub fn exact_jaccard<S: AsRef<str> + Sync>(
     texts: &[S],
     ngram: usize,
     pairs: &[(u64, u64)],
-) -> Result<Vec<f64>> {
+) -> Result<(Vec<f64>, Failures)> {
     let n = texts.len();
     // Row of each needed document in the set table (u64::MAX: not needed).
     let mut row_of = vec![u64::MAX; n];
@@ -253,13 +272,31 @@ pub fn exact_jaccard<S: AsRef<str> + Sync>(
             which.push(i as u64);
         }
     }
-    let (off, hashes) = shingle_sets(texts, ngram, Some(&which))?;
+    let (off, hashes, failed) = shingle_sets(texts, ngram, Some(&which))?;
     let t = (&off[..], &hashes[..]);
     let (ia, ib): (Vec<u64>, Vec<u64>) = pairs
         .iter()
         .map(|&(a, b)| (row_of[a as usize], row_of[b as usize]))
         .unzip();
-    table_jaccard(t, t, &ia, &ib)
+    let mut sims = table_jaccard(t, t, &ia, &ib)?;
+    unpair_failed(&mut sims, pairs, &failed, n);
+    Ok((sims, failed))
+}
+
+/// NaN for every pair with a failed text (`n` texts in all).
+fn unpair_failed(sims: &mut [f64], pairs: &[(u64, u64)], failed: &Failures, n: usize) {
+    if failed.is_empty() {
+        return;
+    }
+    let mut bad = vec![false; n];
+    for &(i, _) in failed {
+        bad[i] = true;
+    }
+    for (sim, &(a, b)) in sims.iter_mut().zip(pairs) {
+        if bad[a as usize] || bad[b as usize] {
+            *sim = f64::NAN;
+        }
+    }
 }
 
 fn sorted_jaccard(x: &[u64], y: &[u64]) -> f64 {
@@ -283,14 +320,15 @@ fn sorted_jaccard(x: &[u64], y: &[u64]) -> f64 {
 
 /// Clusters with candidates verified by exact shingle-set Jaccard instead of
 /// signature agreement: the star edges of `edges` (unverified), kept when
-/// the two texts' Jaccard is at least `cfg.threshold`.
+/// the two texts' Jaccard is at least `cfg.threshold`. The failures are
+/// [`exact_jaccard`]'s: those texts are in no kept edge.
 pub fn clusters_exact<S: AsRef<str> + Sync>(
     texts: &[S],
     ngram: usize,
     sigs: &[u64],
     num_perm: usize,
     cfg: &LshConfig,
-) -> Result<Vec<u64>> {
+) -> Result<(Vec<u64>, Failures)> {
     let n = check_sigs(sigs, num_perm)?;
     if n != texts.len() {
         return Err(Error::invalid(format!(
@@ -308,14 +346,87 @@ pub fn clusters_exact<S: AsRef<str> + Sync>(
     )?;
     cand.sort_unstable();
     cand.dedup();
-    let sims = exact_jaccard(texts, ngram, &cand)?;
+    let (sims, failed) = exact_jaccard(texts, ngram, &cand)?;
     let kept: Vec<(u64, u64)> = cand
         .into_iter()
         .zip(sims)
         .filter(|&(_, j)| j >= cfg.threshold)
         .map(|(e, _)| e)
         .collect();
-    labels_from_edges(n, &kept)
+    Ok((labels_from_edges(n, &kept)?, failed))
+}
+
+/// Near-duplicate clusters of `texts` in one call: signatures, LSH, then
+/// verification (exact shingle-set Jaccard with `exact`, else as
+/// `cfg.verify` says). A document whose signature panicked is left out of
+/// LSH, as if it were not in the batch; one whose shingling panicked is in
+/// no verified edge; either way it is its own cluster and in the failures,
+/// `(row, panic message)`, in row order.
+pub fn clusters_of_texts<S: AsRef<str> + Sync>(
+    texts: &[S],
+    m: &MinHasher,
+    cfg: &LshConfig,
+    exact: bool,
+) -> Result<(Vec<u64>, Failures)> {
+    let (sigs, failed) = m.signature_batch(texts);
+    clusters_without(texts, &sigs, failed, m, cfg, exact)
+}
+
+/// [`clusters_of_texts`] from the signatures, leaving out the rows in
+/// `failed` (whose signatures are not looked at).
+fn clusters_without<S: AsRef<str> + Sync>(
+    texts: &[S],
+    sigs: &[u64],
+    mut failed: Failures,
+    m: &MinHasher,
+    cfg: &LshConfig,
+    exact: bool,
+) -> Result<(Vec<u64>, Failures)> {
+    let np = m.num_perm();
+    let cluster = |texts: &[&str], sigs: &[u64]| -> Result<(Vec<u64>, Failures)> {
+        if exact {
+            clusters_exact(texts, m.ngram(), sigs, np, cfg)
+        } else {
+            Ok((clusters(sigs, np, cfg)?, Vec::new()))
+        }
+    };
+    let all: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+    if failed.is_empty() {
+        return cluster(&all, sigs);
+    }
+    // Cluster the others alone (copies of their signatures), then put the
+    // failed rows back in as clusters of one.
+    let rows = surviving_rows(texts.len(), &failed);
+    let sub_sigs: Vec<u64> = rows
+        .iter()
+        .flat_map(|&r| sigs[r * np..(r + 1) * np].iter().copied())
+        .collect();
+    let sub_texts: Vec<&str> = rows.iter().map(|&r| all[r]).collect();
+    let (sub, more) = cluster(&sub_texts, &sub_sigs)?;
+    failed.extend(more.into_iter().map(|(k, msg)| (rows[k], msg)));
+    failed.sort_by_key(|f| f.0);
+    Ok((labels_with_gaps(texts.len(), &rows, &sub), failed))
+}
+
+/// The rows `0..n` that are not in `failed`, ascending.
+pub fn surviving_rows(n: usize, failed: &Failures) -> Vec<usize> {
+    let mut bad = vec![false; n];
+    for &(i, _) in failed {
+        bad[i] = true;
+    }
+    (0..n).filter(|&i| !bad[i]).collect()
+}
+
+/// Cluster ids of all `n` documents from `sub`, the ids of the documents
+/// `rows` (ascending) clustered without the others (ids are positions in
+/// `rows`): row `rows[k]` gets `rows[sub[k]]`, still the smallest member
+/// because `rows` ascends; every other row is a cluster of its own.
+pub fn labels_with_gaps(n: usize, rows: &[usize], sub: &[u64]) -> Vec<u64> {
+    let mut labels: Vec<u64> = (0..n as u64).collect();
+    for (&r, &l) in rows.iter().zip(sub) {
+        labels[r] = rows[l as usize] as u64;
+    }
+    labels
 }
 
 /// Union-find labels over `n` documents joined by `edges`.
@@ -341,7 +452,6 @@ pub fn clusters(sigs: &[u64], num_perm: usize, cfg: &LshConfig) -> Result<Vec<u6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dedup::minhash::MinHasher;
 
     const CFG: LshConfig = LshConfig {
         threshold: 0.8,
@@ -391,10 +501,12 @@ mod tests {
         assert_eq!(sorted_jaccard(&[], &[]), 1.0);
         assert_eq!(sorted_jaccard(&[1], &[]), 0.0);
         let j = exact_jaccard(&["a b c d", "a b c e", ""], 2, &[(0, 1), (2, 2)]).unwrap();
-        assert_eq!(j, vec![0.5, 1.0]);
+        assert_eq!(j, (vec![0.5, 1.0], vec![]));
         assert!(exact_jaccard(&["a"], 2, &[(0, 1)]).is_err());
-        let (off, hs) = shingle_sets(&["a b c d", "x", "a b c e"], 2, Some(&[2, 0])).unwrap();
+        let (off, hs, failed) =
+            shingle_sets(&["a b c d", "x", "a b c e"], 2, Some(&[2, 0])).unwrap();
         assert_eq!(off, vec![0, 3, 6]);
+        assert!(failed.is_empty());
         let t = (&off[..], &hs[..]);
         assert_eq!(
             table_jaccard(t, t, &[0, 1], &[1, 1]).unwrap(),
@@ -419,7 +531,7 @@ mod tests {
         // Jaccard 8/10 = 0.8 exactly: kept at 0.8, dropped at 0.81.
         assert_eq!(
             clusters_exact(&texts, 2, &sigs, 128, &loose).unwrap(),
-            vec![0, 0, 2]
+            (vec![0, 0, 2], vec![])
         );
         let strict = LshConfig {
             threshold: 0.81,
@@ -427,8 +539,79 @@ mod tests {
         };
         assert_eq!(
             clusters_exact(&texts, 2, &sigs, 128, &strict).unwrap(),
-            vec![0, 1, 2]
+            (vec![0, 1, 2], vec![])
         );
+    }
+
+    fn near_dup_corpus() -> Vec<String> {
+        // 0, 2 and 5 are near duplicates, 3 an exact copy of 1, 4 alone.
+        let base: Vec<String> = (0..200).map(|i| format!("w{i}")).collect();
+        let edit = |k: usize| {
+            let mut e = base.clone();
+            e[k] = "changed".into();
+            e.join(" ")
+        };
+        let other: String = (0..200).map(|i| format!("z{i} ")).collect();
+        let alone: String = (0..200).map(|i| format!("q{i} ")).collect();
+        vec![
+            base.join(" "),
+            other.clone(),
+            edit(50),
+            other,
+            alone,
+            edit(150),
+        ]
+    }
+
+    #[test]
+    fn one_call_clusters_equal_the_steps() {
+        let texts = near_dup_corpus();
+        let m = MinHasher::new(128, 5, 0).unwrap();
+        let sigs = m.signatures(&texts);
+        for exact in [false, true] {
+            let (labels, failed) = clusters_of_texts(&texts, &m, &CFG, exact).unwrap();
+            assert!(failed.is_empty());
+            assert_eq!(labels, vec![0, 1, 0, 1, 4, 0]);
+            let want = if exact {
+                clusters_exact(&texts, 5, &sigs, 128, &CFG).unwrap().0
+            } else {
+                clusters(&sigs, 128, &CFG).unwrap()
+            };
+            assert_eq!(labels, want);
+        }
+    }
+
+    #[test]
+    fn failed_rows_are_left_out_and_are_their_own_clusters() {
+        // What clusters_of_texts does with the failures of signature_batch
+        // (whose failed rows hold zeros): the others cluster as if the
+        // failed rows were not in the batch.
+        let texts = near_dup_corpus();
+        let m = MinHasher::new(128, 5, 0).unwrap();
+        let mut sigs = m.signatures(&texts);
+        sigs[..128].fill(0);
+        sigs[3 * 128..4 * 128].fill(0);
+        let failed: Failures = vec![(0, "bug".into()), (3, "bug".into())];
+        for exact in [false, true] {
+            let (labels, f) =
+                clusters_without(&texts, &sigs, failed.clone(), &m, &CFG, exact).unwrap();
+            assert_eq!(f, failed);
+            // 0, the first of 0, 2 and 5, is gone: 2 is the first now.
+            assert_eq!(labels, vec![0, 1, 2, 3, 4, 2]);
+        }
+        assert_eq!(surviving_rows(6, &failed), vec![1, 2, 4, 5]);
+        assert_eq!(labels_with_gaps(3, &[], &[]), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_pair_with_a_failed_text_is_never_a_duplicate() {
+        let mut sims = vec![1.0, 1.0, 0.9];
+        let pairs = [(0, 1), (1, 2), (2, 3)];
+        unpair_failed(&mut sims, &pairs, &vec![(1, "bug".into())], 4);
+        assert!(sims[0].is_nan() && sims[1].is_nan());
+        assert_eq!(sims[2], 0.9);
+        // NaN fails every threshold, the highest included.
+        assert!(sims.iter().filter(|&&j| j >= 1e-300).count() == 1);
     }
 
     #[test]

@@ -189,19 +189,6 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Texts {
 }
 
 impl Texts {
-    /// `f` over every row in parallel (call it on the pool, GIL released);
-    /// a null row is None. Results are in row order.
-    pub(super) fn par_map<T: Send>(&self, f: impl Fn(Option<&str>) -> T + Sync) -> Vec<T> {
-        match self {
-            Texts::List(v) => v.par_iter().map(|t| f(Some(t))).collect(),
-            Texts::Arrow(a) => a
-                .rows()
-                .par_iter()
-                .map(|r| f(r.map(as_text).as_deref()))
-                .collect(),
-        }
-    }
-
     /// Every row as text, nulls as empty documents, for kernels that take a
     /// slice of texts. Borrowed except for rows that are not valid UTF-8.
     pub(super) fn strs(&self) -> Vec<Cow<'_, str>> {

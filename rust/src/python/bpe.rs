@@ -1,9 +1,11 @@
-//! Bindings for the byte-level BPE (`fastllm.Tokenizer` wraps `Bpe`).
+//! Bindings for the byte-level BPE (`fastllm.Tokenizer` wraps `Bpe`). The
+//! batch encoders return their failures (`crate::guard`) beside the ids.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use numpy::PyArray1;
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::PyBytes;
@@ -13,6 +15,7 @@ use crate::bpe::hf;
 use crate::bpe::model::{Bpe, SpecialMode};
 use crate::bpe::tiktoken;
 use crate::error::{Error, Result};
+use crate::guard::{self, Doc, Failures};
 use crate::pool;
 
 fn read(path: &PathBuf) -> Result<Vec<u8>> {
@@ -30,8 +33,12 @@ fn mode_of(mode: &str) -> Result<SpecialMode> {
     }
 }
 
-/// Flat ids and per-text offsets, as numpy arrays.
-type IdsAndOffsets<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>);
+/// Flat ids and per-text offsets, as numpy arrays, and the failures.
+type IdsAndOffsets<'py> = (
+    Bound<'py, PyArray1<u32>>,
+    Bound<'py, PyArray1<i64>>,
+    Failures,
+);
 
 /// A byte-level BPE model: vocabulary, merges, special tokens, pattern.
 #[pyclass(module = "fastllm._core", name = "Bpe", frozen)]
@@ -40,29 +47,31 @@ pub struct PyBpe {
 }
 
 impl PyBpe {
+    /// Each text's ids (none for a null, and none for a text whose encoding
+    /// panicked) and the failures, `(row, panic message)`; a special-token
+    /// error fails the call (the first in row order).
     fn encode_many(
         &self,
         py: Python<'_>,
         texts: &Texts,
         mode: &str,
         allowed: &[bool],
-    ) -> PyResult<Vec<Vec<u32>>> {
+    ) -> PyResult<(Vec<Vec<u32>>, Failures)> {
         let mode = mode_of(mode)?;
         let bpe = &self.inner;
-        let out: Result<Vec<Vec<u32>>> = py.detach(|| {
-            pool::install(|| {
-                texts
-                    .par_map(|t| {
-                        // A null (Arrow input only) encodes as the empty document.
-                        let t = t.unwrap_or("");
-                        let mut ids = Vec::with_capacity(t.len() / 3 + 1);
-                        bpe.encode_into(t, mode, allowed, &mut ids).map(|_| ids)
-                    })
-                    .into_iter()
-                    .collect()
-            })
+        let out = py.detach(|| -> Result<_> {
+            let docs = pool::install(|| bpe.encode_batch(&texts.rows_str(), mode, allowed))?;
+            let failed = guard::failures(&docs);
+            let mut ids = Vec::with_capacity(docs.len());
+            for d in docs {
+                ids.push(match d {
+                    Doc::Done(r) => r?,
+                    Doc::Null | Doc::Failed(_) => Vec::new(),
+                });
+            }
+            Ok((ids, failed))
         })?;
-        Ok(out?)
+        Ok(out)
     }
 }
 
@@ -137,7 +146,9 @@ impl PyBpe {
     }
 
     /// Encode one text. `mode`: what special-token text does ("reject" unless
-    /// listed in `allowed`, "allow", or "ignore" = ordinary text).
+    /// listed in `allowed`, "allow", or "ignore" = ordinary text). A panic
+    /// in the encoder (a bug) raises RuntimeError: there is no batch to
+    /// drop the text from.
     fn encode(
         &self,
         py: Python<'_>,
@@ -147,24 +158,34 @@ impl PyBpe {
     ) -> PyResult<Vec<u32>> {
         let mode = mode_of(mode)?;
         let mut ids = Vec::with_capacity(text.len() / 3 + 1);
-        py.detach(|| self.inner.encode_into(&text, mode, &allowed, &mut ids))?;
+        py.detach(|| {
+            guard::per_document(|| self.inner.encode_into(&text, mode, &allowed, &mut ids))
+        })
+        .map_err(|p| {
+            PyRuntimeError::new_err(format!(
+                "encode: internal error (a bug in the tokenizer): {}",
+                p.message
+            ))
+        })??;
         Ok(ids)
     }
 
     /// Encode many texts (a list of str or an Arrow string/binary column)
-    /// in parallel on the fastllm thread pool.
+    /// in parallel on the fastllm thread pool; the ids of each text and the
+    /// failures, `(row, panic message)` (no ids for those texts).
     fn encode_batch(
         &self,
         py: Python<'_>,
         texts: Texts,
         mode: &str,
         allowed: Vec<bool>,
-    ) -> PyResult<Vec<Vec<u32>>> {
+    ) -> PyResult<(Vec<Vec<u32>>, Failures)> {
         self.encode_many(py, &texts, mode, &allowed)
     }
 
     /// Encode many texts into one flat uint32 array plus int64 offsets
-    /// (len(texts) + 1): text i is ids[offsets[i]:offsets[i+1]].
+    /// (len(texts) + 1): text i is ids[offsets[i]:offsets[i+1]]; and the
+    /// failures, `(row, panic message)`, whose texts have no ids.
     fn encode_to_numpy<'py>(
         &self,
         py: Python<'py>,
@@ -172,7 +193,7 @@ impl PyBpe {
         mode: &str,
         allowed: Vec<bool>,
     ) -> PyResult<IdsAndOffsets<'py>> {
-        let parts = self.encode_many(py, &texts, mode, &allowed)?;
+        let (parts, failed) = self.encode_many(py, &texts, mode, &allowed)?;
         let (flat, offsets) = py.detach(|| {
             let total: usize = parts.iter().map(Vec::len).sum();
             let mut flat = Vec::with_capacity(total);
@@ -187,6 +208,7 @@ impl PyBpe {
         Ok((
             PyArray1::from_vec(py, flat),
             PyArray1::from_vec(py, offsets),
+            failed,
         ))
     }
 

@@ -1,5 +1,7 @@
 //! Bindings for near-duplicate detection (`fastllm.dedup` wraps these).
 //! Whole batches cross at once; the GIL is released around every kernel.
+//! The kernels that read texts return their failures beside their results
+//! (`crate::guard`: one panic policy), which `fastllm.data.dedup` handles.
 
 use std::path::PathBuf;
 
@@ -10,6 +12,7 @@ use super::arrow::Texts;
 use crate::dedup::near::LshConfig;
 use crate::dedup::{external, lsh, minhash::MinHasher, near, normalize, shingle};
 use crate::error::{Error, Result};
+use crate::guard::Failures;
 use crate::pool;
 
 type U64Array<'py> = Bound<'py, PyArray1<u64>>;
@@ -61,7 +64,9 @@ pub fn minhash_params<'py>(
 }
 
 /// MinHash signatures of `texts` (a list of str or an Arrow string/binary
-/// column; a null is the empty document) as an (n, num_perm) uint64 array.
+/// column; a null is the empty document) as an (n, num_perm) uint64 array,
+/// and the failures: a text whose signature panicked has zeros (no
+/// signature: drop it) and is in them, `(row, panic message)`.
 #[pyfunction]
 pub fn minhash<'py>(
     py: Python<'py>,
@@ -69,10 +74,10 @@ pub fn minhash<'py>(
     num_perm: usize,
     ngram: usize,
     seed: u64,
-) -> PyResult<Bound<'py, PyAny>> {
+) -> PyResult<(Bound<'py, PyAny>, Failures)> {
     let m = MinHasher::new(num_perm, ngram, seed)?;
-    let flat = py.detach(|| pool::install(|| m.signatures(&texts.strs())))?;
-    as_2d(py, flat, num_perm)
+    let (flat, failed) = py.detach(|| pool::install(|| m.signature_batch(&texts.strs())))?;
+    Ok((as_2d(py, flat, num_perm)?, failed))
 }
 
 /// `(bands, rows)` minimizing weighted false positive + false negative
@@ -170,7 +175,9 @@ pub fn clusters_from_signatures<'py>(
 }
 
 /// Cluster ids of `texts` (a list of str or an Arrow string/binary column;
-/// a null is the empty document) in one call: signatures, LSH, union-find.
+/// a null is the empty document) in one call: signatures, LSH, union-find;
+/// and the failures, `(row, panic message)`: those texts are left out of
+/// the clustering and are their own clusters (`near::clusters_of_texts`).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 pub fn near_duplicate_clusters<'py>(
@@ -183,20 +190,17 @@ pub fn near_duplicate_clusters<'py>(
     verify: bool,
     bands: usize,
     rows: usize,
-) -> PyResult<Bound<'py, PyArray1<i64>>> {
+) -> PyResult<(Bound<'py, PyArray1<i64>>, Failures)> {
     let m = MinHasher::new(num_perm, ngram, seed)?;
     let cfg = config(threshold, bands, rows, verify);
     cfg.check(num_perm)?;
-    let labels = py.detach(|| {
-        pool::install(|| {
-            let sigs = m.signatures(&texts.strs());
-            near::clusters(&sigs, num_perm, &cfg)
-        })
-    })??;
-    Ok(PyArray1::from_vec(py, to_i64(labels)))
+    let (labels, failed) =
+        py.detach(|| pool::install(|| near::clusters_of_texts(&texts.strs(), &m, &cfg, false)))??;
+    Ok((PyArray1::from_vec(py, to_i64(labels)), failed))
 }
 
-/// Cluster ids of `texts`, candidates verified by exact shingle Jaccard.
+/// Cluster ids of `texts`, candidates verified by exact shingle Jaccard,
+/// and the failures (as `near_duplicate_clusters`).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 pub fn near_duplicate_clusters_exact<'py>(
@@ -208,21 +212,18 @@ pub fn near_duplicate_clusters_exact<'py>(
     seed: u64,
     bands: usize,
     rows: usize,
-) -> PyResult<Bound<'py, PyArray1<i64>>> {
+) -> PyResult<(Bound<'py, PyArray1<i64>>, Failures)> {
     let m = MinHasher::new(num_perm, ngram, seed)?;
     let cfg = config(threshold, bands, rows, true);
     cfg.check(num_perm)?;
-    let labels = py.detach(|| {
-        pool::install(|| {
-            let texts = texts.strs();
-            let sigs = m.signatures(&texts);
-            near::clusters_exact(&texts, ngram, &sigs, num_perm, &cfg)
-        })
-    })??;
-    Ok(PyArray1::from_vec(py, to_i64(labels)))
+    let (labels, failed) =
+        py.detach(|| pool::install(|| near::clusters_of_texts(&texts.strs(), &m, &cfg, true)))??;
+    Ok((PyArray1::from_vec(py, to_i64(labels)), failed))
 }
 
-/// Exact Jaccard of the shingle sets of `texts[u[i]]` and `texts[v[i]]`.
+/// Exact Jaccard of the shingle sets of `texts[u[i]]` and `texts[v[i]]`,
+/// and the failures, `(row of texts, panic message)`: a pair with a text
+/// whose shingling panicked is NaN (below every threshold).
 #[pyfunction]
 pub fn shingle_jaccard<'py>(
     py: Python<'py>,
@@ -230,7 +231,7 @@ pub fn shingle_jaccard<'py>(
     u: PyReadonlyArray1<'py, u64>,
     v: PyReadonlyArray1<'py, u64>,
     ngram: usize,
-) -> PyResult<Bound<'py, PyArray1<f64>>> {
+) -> PyResult<(Bound<'py, PyArray1<f64>>, Failures)> {
     let (u, v) = (u.as_slice()?, v.as_slice()?);
     if u.len() != v.len() {
         return Err(Error::invalid(format!(
@@ -241,13 +242,15 @@ pub fn shingle_jaccard<'py>(
         .into());
     }
     let pairs: Vec<(u64, u64)> = u.iter().copied().zip(v.iter().copied()).collect();
-    let sims =
+    let (sims, failed) =
         py.detach(|| pool::install(|| near::exact_jaccard(&texts.strs(), ngram, &pairs)))??;
-    Ok(PyArray1::from_vec(py, sims))
+    Ok((PyArray1::from_vec(py, sims), failed))
 }
 
 /// Sorted, deduplicated shingle hashes of `texts[which]` (every text when
-/// None) as `(offsets, hashes)`: row `k` is `hashes[offsets[k]:offsets[k+1]]`.
+/// None) as `(offsets, hashes, failures)`: row `k` is
+/// `hashes[offsets[k]:offsets[k+1]]`; a text whose shingling panicked has
+/// an empty row and is in the failures, `(row of texts, panic message)`.
 #[pyfunction]
 #[pyo3(signature = (texts, ngram, which=None))]
 pub fn shingle_sets<'py>(
@@ -255,14 +258,18 @@ pub fn shingle_sets<'py>(
     texts: Texts,
     ngram: usize,
     which: Option<PyReadonlyArray1<'py, u64>>,
-) -> PyResult<(U64Array<'py>, U64Array<'py>)> {
+) -> PyResult<(U64Array<'py>, U64Array<'py>, Failures)> {
     let which = match &which {
         Some(w) => Some(w.as_slice()?),
         None => None,
     };
-    let (off, hashes) =
+    let (off, hashes, failed) =
         py.detach(|| pool::install(|| near::shingle_sets(&texts.strs(), ngram, which)))??;
-    Ok((PyArray1::from_vec(py, off), PyArray1::from_vec(py, hashes)))
+    Ok((
+        PyArray1::from_vec(py, off),
+        PyArray1::from_vec(py, hashes),
+        failed,
+    ))
 }
 
 /// Exact Jaccard of row `ia[k]` of set table `a` and row `ib[k]` of `b`.

@@ -8,9 +8,11 @@ use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::types::PyString;
 
-use super::arrow::{strings, ArrowArray, ArrowTexts};
+use std::borrow::Cow;
+
+use super::arrow::{as_text, strings, ArrowArray, ArrowTexts};
 use crate::extract::{self, Extracted, Html};
-use crate::guard::{self, Doc};
+use crate::guard::{self, Doc, Failures};
 use crate::pool;
 
 /// One page as Python gave it: text is parsed as is, bytes are decoded first.
@@ -45,9 +47,6 @@ impl Page {
         }
     }
 }
-
-/// `(row, panic message)` of every page whose extraction panicked.
-type Failures = Vec<(usize, String)>;
 
 /// Main text of one HTML page, or None when it has no main content. A
 /// panic in the extractor (a bug) raises RuntimeError: there is no batch to
@@ -105,17 +104,45 @@ pub(super) fn extract_batch(
     })?)
 }
 
+/// The urls of `extract_arrow`: a list of str or None, or an Arrow string
+/// column read in place like the pages.
+pub(super) enum Urls {
+    List(Vec<Option<String>>),
+    Arrow(ArrowTexts),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Urls {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if let Some(a) = ArrowTexts::from_py(&obj, "extract_batch: urls")? {
+            return Ok(Urls::Arrow(a));
+        }
+        Ok(Urls::List(obj.extract()?))
+    }
+}
+
+impl Urls {
+    fn rows(&self) -> Vec<Option<Cow<'_, str>>> {
+        match self {
+            Urls::List(v) => v.iter().map(|u| u.as_deref().map(Cow::Borrowed)).collect(),
+            Urls::Arrow(a) => a.rows().into_iter().map(|r| r.map(as_text)).collect(),
+        }
+    }
+}
+
 /// Like `extract_batch`, for an Arrow string/binary column (a pyarrow
 /// Array or ChunkedArray, or anything with `__arrow_c_array__` or
 /// `__arrow_c_stream__`), read through the Arrow C data interface without
-/// copying the pages (see `arrow.rs`). A null page gives nulls.
+/// copying the pages (see `arrow.rs`); `urls` may be an Arrow string column
+/// too. A null page gives nulls.
 #[pyfunction]
 #[pyo3(signature = (array, urls = None))]
 #[allow(clippy::type_complexity)]
 pub(super) fn extract_arrow(
     py: Python<'_>,
     array: &Bound<'_, PyAny>,
-    urls: Option<Vec<Option<String>>>,
+    urls: Option<Urls>,
 ) -> PyResult<(ArrowArray, ArrowArray, ArrowArray, Failures)> {
     let Some(pages) = ArrowTexts::from_py(array, "extract_batch: pages")? else {
         return Err(PyTypeError::new_err(
@@ -123,7 +150,8 @@ pub(super) fn extract_arrow(
         ));
     };
     let values = pages.rows();
-    let urls: Vec<Option<&str>> = urls.iter().flatten().map(|u| u.as_deref()).collect();
+    let url_rows = urls.as_ref().map(Urls::rows).unwrap_or_default();
+    let urls: Vec<Option<&str>> = url_rows.iter().map(|u| u.as_deref()).collect();
     if !urls.is_empty() && urls.len() != values.len() {
         return Err(PyValueError::new_err(format!(
             "extract_batch: {} urls for {} pages",

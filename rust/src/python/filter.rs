@@ -14,11 +14,8 @@ use crate::filter::{
     c4::C4, fineweb::FineWeb, gopher_quality::GopherQuality, gopher_repetition::GopherRepetition,
 };
 use crate::filter::{langid, pii, words};
-use crate::guard::{self, Doc, INTERNAL_ERROR};
+use crate::guard::{self, Doc, Failures, INTERNAL_ERROR};
 use crate::pool;
-
-/// `(row, panic message)` of every document whose kernel panicked.
-type Failures = Vec<(usize, String)>;
 
 /// Reads `dict` into `target` through `set(key, value)`, which returns
 /// false for a key it does not know.

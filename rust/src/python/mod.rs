@@ -18,6 +18,7 @@ use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 
 use self::arrow::Texts;
+use crate::guard::{self, Doc, Failures};
 use crate::{dedup, pool};
 
 /// Set the number of threads the Rust kernels use (also read from
@@ -34,26 +35,36 @@ fn get_num_threads() -> PyResult<usize> {
 }
 
 /// 128-bit xxh3 content hashes of `texts` as an (n, 2) uint64 array
-/// (high word, low word); with `normalize`, case, punctuation and whitespace
-/// are folded first. `texts` is a list of str or an Arrow string/binary
-/// column (a null hashes as the empty document).
+/// (high word, low word), and the failures; with `normalize`, case,
+/// punctuation and whitespace are folded first. `texts` is a list of str or
+/// an Arrow string/binary column (a null hashes as the empty document). A
+/// text whose hashing panicked has zeros (no hash: drop it) and is in the
+/// failures, `(row, panic message)` (`crate::guard`).
 #[pyfunction]
 #[pyo3(signature = (texts, normalize = true))]
 fn content_hashes<'py>(
     py: Python<'py>,
     texts: Texts,
     normalize: bool,
-) -> PyResult<Bound<'py, PyAny>> {
-    let hashes =
-        py.detach(|| pool::install(|| dedup::exact::content_hashes(&texts.strs(), normalize)))?;
-    let n = hashes.len();
-    let mut words = Vec::with_capacity(2 * n);
-    for h in hashes {
-        words.push((h >> 64) as u64);
-        words.push(h as u64);
-    }
+) -> PyResult<(Bound<'py, PyAny>, Failures)> {
+    let (words, failed) = py.detach(|| -> crate::Result<_> {
+        let docs = pool::install(|| dedup::exact::hash_batch(&texts.rows_str(), normalize))?;
+        let empty = dedup::exact::content_hash("", normalize);
+        let mut words = Vec::with_capacity(2 * docs.len());
+        for d in &docs {
+            let h = match d {
+                Doc::Done(h) => *h,
+                Doc::Null => empty,
+                Doc::Failed(_) => 0,
+            };
+            words.push((h >> 64) as u64);
+            words.push(h as u64);
+        }
+        Ok((words, guard::failures(&docs)))
+    })?;
+    let n = words.len() / 2;
     let arr = PyArray1::from_vec(py, words).reshape([n, 2])?;
-    Ok(arr.into_any())
+    Ok((arr.into_any(), failed))
 }
 
 #[pymodule]

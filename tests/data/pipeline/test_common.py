@@ -102,22 +102,41 @@ def test_stage_chain_counts_every_stage(tmp_path):
 def test_dedup_keep_exact_first_then_near_among_the_rest():
     h = np.array([[1, 1], [2, 2], [1, 1], [3, 3], [4, 4]], np.uint64)
     lengths = np.array([10, 20, 10, 30, 40])
+    ids = pa.chunked_array([["a", "b", "c"], ["d", "e"]])
     seen = []
 
-    def near(idx):  # 3 and 4 (positions 2 and 3 among the survivors) are near duplicates
+    def near(idx, failures):  # 3 and 4 (positions 2 and 3 among the survivors) are near duplicates
         seen.append(idx.tolist())
         return np.array([0, 1, 2, 2])
 
-    keep, stats = common.dedup_keep(h, lengths, DedupConfig(), near)
+    keep, stats = common.dedup_keep(h, lengths, DedupConfig(), near, ids)
     assert seen == [[0, 1, 3, 4]]
     assert keep.tolist() == [True, True, False, True, False]
     assert stats.dropped == {"exact_duplicate": 1, "near_duplicate": 1}
     assert (stats.docs_in, stats.docs_out, stats.bytes_in, stats.bytes_out) == (5, 3, 110, 60)
+    assert stats.errors == []
     # Exact off: every document is a near-dedup candidate; all off: all kept.
-    keep, _ = common.dedup_keep(h, lengths, DedupConfig(exact=False), lambda i: np.arange(len(i)))
+    keep, _ = common.dedup_keep(
+        h, lengths, DedupConfig(exact=False), lambda i, f: np.arange(len(i)), ids
+    )
     assert keep.all()
-    keep, stats = common.dedup_keep(h, lengths, DedupConfig(enabled=False), near)
+    keep, stats = common.dedup_keep(h, lengths, DedupConfig(enabled=False), near, ids)
     assert keep.all() and stats.dropped == {}
+
+
+def test_dedup_keep_drops_what_the_clustering_failed_on():
+    h = np.array([[1, 1], [2, 2], [1, 1], [3, 3], [4, 4]], np.uint64)
+    ids = pa.chunked_array([["a", "b", "c"], ["d", "e"]])
+
+    def near(idx, failures):  # the kernel failed on "d" (position 2): its own cluster
+        failures.append((2, "injected"))
+        return np.arange(len(idx))
+
+    keep, stats = common.dedup_keep(h, np.full(5, 10), DedupConfig(), near, ids)
+    assert keep.tolist() == [True, True, False, False, True]
+    assert stats.dropped == {"exact_duplicate": 1, "internal_error": 1}
+    assert stats.errors == ["d: internal_error in near dedup: injected"]
+    assert stats.docs_out == 3
 
 
 def test_dedup_stage_applies_the_pipelines_rule():

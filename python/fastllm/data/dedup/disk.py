@@ -9,10 +9,13 @@ run per shard, streamed) are ever in memory, and every step leaves files in
     config.json              the parameters; a rerun with others is an error
     sig/00000.npy            signatures of shard 0, (docs, num_perm) uint64
     sets/00000.npz           verify="exact": shingle sets of shard 0's
-                             documents in some edge (ids, offsets, hashes)
+                             documents in some edge (ids, offsets, hashes,
+                             and the ids and messages of failed ones)
     runs/00000.run           its (band, key, doc) records, sorted (Rust)
-    shards/00000.json        written last: shard 0 is done (docs, bytes)
+    shards/00000.json        written last: shard 0 is done (docs, bytes,
+                             the documents whose signature failed)
     edges.bin                k-way merge of all runs: star edges per bucket
+    failures.json            [global id, message] of every failed document
     labels.npy               cluster id of every document (global index)
     report.json              documents in, clusters, removed, kept
 
@@ -27,6 +30,13 @@ is ``>= threshold``, one pair of shards' sets in memory at a time (with
 of the positions instead, no second read); (4) union-find over the edges;
 (5) a removal pass writes each shard's kept documents to ``output_dir``
 (same file name).
+
+A document a kernel fails on (a panic in Rust, a bug: its signature or its
+shingle set) takes part in no edge and is its own cluster; it is listed in
+``failures.json`` and left out of ``output_dir`` (``removed`` in the
+report counts it). :func:`dedup_shards` hands the list to its caller's
+``failures=`` (without one it is a RuntimeError; see
+:mod:`fastllm._failures`).
 
 Every file is written with :mod:`fastllm.io.atomic` (a temporary name,
 fsynced, renamed when complete). Document ids are global indexes in input
@@ -48,6 +58,7 @@ from pathlib import Path
 import numpy as np
 
 from fastllm import _core
+from fastllm._failures import hand_over
 from fastllm.data.config import DedupConfig
 from fastllm.data.dedup.memory import (
     DedupReport,
@@ -81,8 +92,9 @@ def _kind(path: Path) -> str:
 
 
 def _signatures_for_shard(path: Path, text_column: str, batch_size: int, config: DedupConfig):
-    """Signatures of one shard and its size in bytes of text."""
-    chunks, nbytes = [], 0
+    """Signatures of one shard, its size in bytes of text, and ``(row in the
+    shard, message)`` of the documents whose signature failed."""
+    chunks, nbytes, failed, pos = [], 0, [], 0
     for texts in text_batches(path, text_column, batch_size):
         if isinstance(texts, list):
             nbytes += sum(len(t.encode("utf-8")) for t in texts)
@@ -90,10 +102,13 @@ def _signatures_for_shard(path: Path, text_column: str, batch_size: int, config:
             import pyarrow.compute as pc
 
             nbytes += int(pc.sum(pc.binary_length(texts)).as_py() or 0)
-        chunks.append(minhash(texts, config.num_perm, config.ngram, config.seed))
+        f: list[tuple[int, str]] = []
+        chunks.append(minhash(texts, config.num_perm, config.ngram, config.seed, failures=f))
+        failed += [(pos + k, m) for k, m in f]
+        pos += len(texts)
     if chunks:
-        return np.concatenate(chunks), nbytes
-    return np.zeros((0, config.num_perm), dtype=np.uint64), nbytes
+        return np.concatenate(chunks), nbytes, failed
+    return np.zeros((0, config.num_perm), dtype=np.uint64), nbytes, failed
 
 
 def _by_shard_pair(u, v, offsets, load, check):
@@ -142,8 +157,10 @@ def _verify(u, v, offsets, sig_path, threshold, num_perm):
 
 def _write_candidate_sets(u, v, offsets, inputs, set_path, text_column, batch_size, ngram):
     """Per shard, the sorted shingle-hash sets of its documents that are in
-    some edge, as ``ids`` (global, sorted), ``offsets``, ``hashes``; a shard
-    whose file exists is skipped (resume)."""
+    some edge, as ``ids`` (global, sorted), ``offsets``, ``hashes``, and the
+    global ids and messages of those whose shingling failed (``failed_ids``,
+    ``failed_msgs``; empty sets); a shard whose file exists is skipped
+    (resume)."""
     needed = np.unique(np.concatenate([u, v]))
     shard_of = np.searchsorted(offsets, needed, side="right") - 1
     for i, path in enumerate(inputs):
@@ -153,15 +170,17 @@ def _write_candidate_sets(u, v, offsets, inputs, set_path, text_column, batch_si
         ids = needed[shard_of == i]
         local = ids - offsets[i]
         offs, hashes, total, pos = [np.zeros(1, np.uint64)], [], 0, 0
+        failed: list[tuple[int, str]] = []
         if len(ids):
             for texts in text_batches(path, text_column, batch_size):
                 lo, hi = np.searchsorted(local, [pos, pos + len(texts)])
                 if hi > lo:
                     which = np.ascontiguousarray(local[lo:hi] - pos, dtype=np.uint64)
-                    o, h = _core.shingle_sets(texts, ngram, which)
+                    o, h, bad = _core.shingle_sets(texts, ngram, which)
                     offs.append(o[1:] + np.uint64(total))
                     hashes.append(h)
                     total += len(h)
+                    failed += [(int(offsets[i]) + pos + k, m) for k, m in bad]
                 pos += len(texts)
         with atomic_open(target) as f:
             np.savez(
@@ -169,21 +188,36 @@ def _write_candidate_sets(u, v, offsets, inputs, set_path, text_column, batch_si
                 ids=ids.astype(np.uint64),
                 offsets=np.concatenate(offs),
                 hashes=np.concatenate(hashes) if hashes else np.zeros(0, np.uint64),
+                failed_ids=np.array([k for k, _ in failed], np.uint64),
+                failed_msgs=np.array([m for _, m in failed], np.str_),
             )
 
 
+def _set_failures(z) -> list[tuple[int, str]]:
+    """The failed documents a ``sets/`` file lists (none in files written
+    before it listed them)."""
+    if "failed_ids" not in z.files:
+        return []
+    return [(int(k), str(m)) for k, m in zip(z["failed_ids"], z["failed_msgs"], strict=True)]
+
+
 def _verify_exact(u, v, offsets, set_path, threshold):
-    """Keep edges whose two shingle sets have Jaccard >= threshold."""
+    """Keep edges whose two shingle sets have Jaccard >= threshold (an edge
+    with a document whose shingling failed is never kept)."""
 
     def load(s):
         with np.load(set_path(s)) as z:
-            return z["ids"], z["offsets"], z["hashes"]
+            bad = np.array([k for k, _ in _set_failures(z)], np.uint64)
+            return z["ids"], z["offsets"], z["hashes"], bad
 
     def check(a, b, part):
         ia = np.searchsorted(a[0], u[part]).astype(np.uint64)
         ib = np.searchsorted(b[0], v[part]).astype(np.uint64)
         sims = _core.set_table_jaccard(a[1], a[2], b[1], b[2], ia, ib)
-        return sims >= threshold
+        ok = sims >= threshold
+        if len(a[3]) or len(b[3]):
+            ok &= ~np.isin(u[part], a[3]) & ~np.isin(v[part], b[3])
+        return ok
 
     return _by_shard_pair(u, v, offsets, load, check)
 
@@ -196,6 +230,7 @@ def dedup_shards(
     *,
     text_column: str = "text",
     batch_size: int = 10_000,
+    failures: list | None = None,
 ) -> DedupReport:
     """Near-duplicate removal over shards that need not fit in memory together,
     with ``config``'s threshold, permutations, n-gram, seed, verification and
@@ -205,6 +240,9 @@ def dedup_shards(
     skipped when ``output_dir`` is None), leaves ``work_dir/labels.npy``
     (every document's cluster id, global index) and returns the report.
     Rerunning with the same arguments resumes where a previous run stopped.
+    ``failures``: a list that receives ``(global index, message)`` of the
+    documents a kernel failed on (see the module docstring); without one,
+    such documents are a RuntimeError.
     """
     if isinstance(input_paths, (str, os.PathLike)):
         raise TypeError("input_paths must be a sequence of paths, not a single path")
@@ -253,22 +291,33 @@ def dedup_shards(
 
     # (1) signatures and sorted runs, shard by shard; finished shards skipped.
     counts = []
+    failed: list[tuple[int, str]] = []
     offset = 0
     for i, path in enumerate(inputs):
         done = work / "shards" / f"{i:05d}.json"
         if done.exists():
-            counts.append(json.loads(done.read_text())["docs"])
+            marker = json.loads(done.read_text())
+            counts.append(marker["docs"])
+            failed += [(int(k), str(m)) for k, m in marker.get("failed", [])]
             offset += counts[-1]
             continue
-        sigs, nbytes = _signatures_for_shard(path, text_column, batch_size, config)
+        sigs, nbytes, bad = _signatures_for_shard(path, text_column, batch_size, config)
         n = len(sigs)
         keys = _core.band_keys(sigs, b, r) if n else np.zeros((0, b), dtype=np.uint64)
-        band = np.tile(np.arange(b, dtype=np.uint64), n)
-        doc = np.repeat(np.arange(offset, offset + n, dtype=np.uint64), b)
+        docs = np.arange(offset, offset + n, dtype=np.uint64)
+        if bad:  # no signature, no bucket: in no edge
+            ok = np.ones(n, dtype=bool)
+            ok[[k for k, _ in bad]] = False
+            keys, docs = keys[ok], docs[ok]
+        band = np.tile(np.arange(b, dtype=np.uint64), len(docs))
+        doc = np.repeat(docs, b)
         _save_npy(sig_path(i), sigs)
         _core.write_run(str(run_path(i)), band, keys.reshape(-1), doc)
         del sigs, keys, band, doc
-        _write_json(done, {"path": str(path), "docs": n, "bytes": nbytes, "offset": offset})
+        bad = [(offset + k, m) for k, m in bad]
+        marker = {"path": str(path), "docs": n, "bytes": nbytes, "offset": offset}
+        _write_json(done, {**marker, "failed": [list(f) for f in bad]})
+        failed += bad
         counts.append(n)
         offset += n
     total = offset
@@ -276,8 +325,11 @@ def dedup_shards(
 
     # (2)-(4) edges, verification, union-find.
     labels_path = work / "labels.npy"
+    failures_path = work / "failures.json"
     if labels_path.exists():
         labels = np.load(labels_path)
+        if failures_path.exists():  # written before labels.npy
+            failed = [(int(k), str(m)) for k, m in json.loads(failures_path.read_text())]
     else:
         edges_path = work / "edges.bin"
         if not edges_path.exists():
@@ -290,8 +342,16 @@ def dedup_shards(
                 u, v, offsets[:-1], inputs, set_path, text_column, batch_size, ngram
             )
             u, v = _verify_exact(u, v, offsets[:-1], set_path, float(threshold))
+            for i in range(len(inputs)):
+                with np.load(set_path(i)) as z:
+                    failed += _set_failures(z)
         labels = _core.union_find(total, np.ascontiguousarray(u), np.ascontiguousarray(v))
+        failed.sort()
+        _write_json(failures_path, [list(f) for f in failed])
         _save_npy(labels_path, labels)
+    hand_over("dedup_shards", failed, failures)
+    dropped = np.zeros(total, dtype=bool)
+    dropped[[k for k, _ in failed]] = True
 
     # (5) removal pass.
     if output_dir is not None:
@@ -302,10 +362,13 @@ def dedup_shards(
             if target.exists():
                 continue
             lo, hi = int(offsets[i]), int(offsets[i + 1])
-            keep = labels[lo:hi] == np.arange(lo, hi)
+            keep = (labels[lo:hi] == np.arange(lo, hi)) & ~dropped[lo:hi]
             _write_kept(path, target, keep, text_column, batch_size)
 
     report = report_from_labels(labels)
+    if failed:  # their own clusters, but not kept
+        report.removed += len(failed)
+        report.kept -= len(failed)
     _write_json(work / "report.json", report.as_dict())
     return report
 

@@ -21,7 +21,14 @@ Near duplicates, in four steps (all in Rust, whole batches, GIL released):
    permutations, so pairs near the threshold fall on either side); clusters
    by union-find.
 
-Results depend only on the inputs and ``seed``, not on the thread count. For
+Results depend only on the inputs and ``seed``, not on the thread count.
+
+A kernel that panics on a document (a bug; ``rust/src/guard.rs``) fails
+that document alone. The functions that read texts take ``failures=``: a
+list that receives ``(row, panic message)`` of those documents, whose
+results are blank (zeros) and which take part in no cluster (each is its
+own); the caller drops them. Without the list such a document is a
+RuntimeError naming it (see :mod:`fastllm._failures`). For
 corpora larger than memory see :mod:`fastllm.data.dedup.disk`; on a Ray cluster
 see :mod:`fastllm.data.dedup.ray`. The three modes take the one
 :class:`~fastllm.data.config.DedupConfig` (threshold, permutations, n-gram,
@@ -41,6 +48,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from fastllm import _core
+from fastllm._failures import hand_over
 from fastllm.config import builder
 from fastllm.data.config import DedupConfig
 from fastllm.io.arrow import is_arrow, text_column
@@ -57,15 +65,20 @@ from fastllm.io.arrow import is_arrow, text_column
 VERIFIED_WEIGHTS = (0.1, 0.9)
 
 
-def content_hashes(texts: Sequence[str], normalize: bool = True) -> np.ndarray:
+def content_hashes(
+    texts: Sequence[str], normalize: bool = True, *, failures: list | None = None
+) -> np.ndarray:
     """128-bit xxh3 hashes of ``texts`` as an ``(n, 2)`` uint64 array.
 
     With ``normalize`` (the default) texts that differ only in case,
     punctuation or whitespace hash alike. ``texts`` may be an Arrow
     string/binary column (pyarrow Array or ChunkedArray), read in place by
-    Rust; a null hashes as the empty text.
+    Rust; a null hashes as the empty text. ``failures``: see the module
+    docstring (a failed row is zeros).
     """
-    return _core.content_hashes(_as_str_list(texts, "texts"), normalize)
+    hashes, failed = _core.content_hashes(_as_str_list(texts, "texts"), normalize)
+    hand_over("content_hashes", failed, failures)
+    return hashes
 
 
 def first_occurrences(hashes: np.ndarray) -> np.ndarray:
@@ -95,18 +108,28 @@ def exact_duplicates(texts: Sequence[str], normalize: bool = True) -> np.ndarray
     return first[inverse.ravel()].astype(np.int64)
 
 
-def minhash(texts: Sequence[str], num_perm: int = 128, ngram: int = 5, seed: int = 0) -> np.ndarray:
+def minhash(
+    texts: Sequence[str],
+    num_perm: int = 128,
+    ngram: int = 5,
+    seed: int = 0,
+    *,
+    failures: list | None = None,
+) -> np.ndarray:
     """MinHash signatures as an ``(len(texts), num_perm)`` uint64 array.
 
     Values are below ``2**32``; a text with no words (empty after
     normalization) has ``2**64 - 1`` everywhere. ``texts`` may be an Arrow
     column, as for :func:`content_hashes` (a null is the empty text).
+    ``failures``: see the module docstring (a failed row is zeros).
     """
     texts = _as_str_list(texts, "texts")
     _check_int("num_perm", num_perm, 1)
     _check_int("ngram", ngram, 1)
     _check_int("seed", seed, 0, 2**64 - 1)
-    return _core.minhash(texts, num_perm, ngram, seed)
+    sigs, failed = _core.minhash(texts, num_perm, ngram, seed)
+    hand_over("minhash", failed, failures)
+    return sigs
 
 
 def lsh_params(
@@ -154,7 +177,7 @@ def _bands_rows(threshold, num_perm, verify, bands, rows):
 
 
 def near_duplicate_clusters(
-    texts: Sequence[str], config: DedupConfig | None = None
+    texts: Sequence[str], config: DedupConfig | None = None, *, failures: list | None = None
 ) -> np.ndarray:
     """Each text's cluster id (int64): the smallest index in its cluster,
     with ``config``'s threshold, permutations, n-gram, seed, verification
@@ -168,17 +191,22 @@ def near_duplicate_clusters(
     sets merged; no estimation noise at the threshold); ``"signature"`` only
     when the two signatures agree on at least ``threshold`` of their
     positions (cheaper, an estimate); ``"none"`` keeps every LSH candidate.
+    ``failures``: see the module docstring; the other texts cluster as if
+    those were not there.
     """
     texts = _as_str_list(texts, "texts")
     mode, b, r = lsh_plan(config)
     c = config or DedupConfig()
     if mode == "exact":
-        return _core.near_duplicate_clusters_exact(
+        labels, failed = _core.near_duplicate_clusters_exact(
             texts, float(c.threshold), c.num_perm, c.ngram, c.seed, b, r
         )
-    return _core.near_duplicate_clusters(
-        texts, float(c.threshold), c.num_perm, c.ngram, c.seed, mode == "signature", b, r
-    )
+    else:
+        labels, failed = _core.near_duplicate_clusters(
+            texts, float(c.threshold), c.num_perm, c.ngram, c.seed, mode == "signature", b, r
+        )
+    hand_over("near_duplicate_clusters", failed, failures)
+    return labels
 
 
 def lsh_plan(config: DedupConfig | None = None, exact_ok: bool = True) -> tuple[str, int, int]:
@@ -197,9 +225,13 @@ def lsh_plan(config: DedupConfig | None = None, exact_ok: bool = True) -> tuple[
     return c.verify, *_bands_rows(c.threshold, c.num_perm, c.verify, None, None)
 
 
-def shingle_jaccard(texts: Sequence[str], pairs: np.ndarray, ngram: int = 5) -> np.ndarray:
+def shingle_jaccard(
+    texts: Sequence[str], pairs: np.ndarray, ngram: int = 5, *, failures: list | None = None
+) -> np.ndarray:
     """Exact Jaccard (float64) of the shingle sets of ``texts[i]`` and
-    ``texts[j]`` for each row ``(i, j)`` of ``pairs`` (two empty sets: 1.0)."""
+    ``texts[j]`` for each row ``(i, j)`` of ``pairs`` (two empty sets: 1.0).
+    ``failures``: see the module docstring (rows of ``texts``; a pair with
+    one of them is NaN, below every threshold)."""
     texts = _as_str_list(texts, "texts")
     _check_int("ngram", ngram, 1)
     pairs = np.asarray(pairs)
@@ -208,9 +240,11 @@ def shingle_jaccard(texts: Sequence[str], pairs: np.ndarray, ngram: int = 5) -> 
     if len(pairs) and (pairs.min() < 0 or pairs.max() >= len(texts)):
         raise ValueError(f"pairs: indexes must be in [0, {len(texts)})")
     p = pairs.astype(np.uint64)
-    return _core.shingle_jaccard(
+    sims, failed = _core.shingle_jaccard(
         texts, np.ascontiguousarray(p[:, 0]), np.ascontiguousarray(p[:, 1]), ngram
     )
+    hand_over("shingle_jaccard", failed, failures)
+    return sims
 
 
 def clusters_from_signatures(
@@ -223,6 +257,7 @@ def clusters_from_signatures(
     texts: Sequence[str] | None = None,
     ngram: int = 5,
     rows_of_texts: np.ndarray | None = None,
+    failures: list | None = None,
 ) -> np.ndarray:
     """:func:`near_duplicate_clusters` from signatures made by :func:`minhash`.
 
@@ -234,7 +269,8 @@ def clusters_from_signatures(
     are shingled again (with ``ngram``, which must be the one the signatures
     were made with). ``rows_of_texts[i]``, when given, is the row of
     ``texts`` that signature ``i`` belongs to (a subset of a larger column,
-    without copying it)."""
+    without copying it). ``failures`` (exact verification): see the module
+    docstring, with rows of ``signatures``."""
     sigs = _as_signatures(signatures)
     _check_threshold(threshold)
     if texts is None:
@@ -249,7 +285,14 @@ def clusters_from_signatures(
         return _core.clusters_from_signatures(sigs, float(threshold), b, r, mode == "signature")
     u, v = _core.lsh_edges(sigs, float(threshold), b, r, False)
     return clusters_from_edges(
-        len(sigs), u, v, texts=texts, threshold=threshold, ngram=ngram, rows_of_texts=rows_of_texts
+        len(sigs),
+        u,
+        v,
+        texts=texts,
+        threshold=threshold,
+        ngram=ngram,
+        rows_of_texts=rows_of_texts,
+        failures=failures,
     )
 
 
@@ -262,6 +305,7 @@ def clusters_from_edges(
     threshold: float = 0.8,
     ngram: int = 5,
     rows_of_texts: np.ndarray | None = None,
+    failures: list | None = None,
 ) -> np.ndarray:
     """Cluster ids (smallest member) of ``n`` documents joined by the edges
     ``u[k] -- v[k]``. With ``texts``, an edge counts only when the exact
@@ -269,7 +313,8 @@ def clusters_from_edges(
     distinct pair is checked once): how candidate edges from LSH buckets, made
     anywhere (this process, out of core, Ray), are verified exactly.
     Document ``i``'s text is ``texts[rows_of_texts[i]]`` when that is given,
-    else ``texts[i]``."""
+    else ``texts[i]``. ``failures``: see the module docstring (document
+    numbers, ``0 .. n-1``; such a document is in no verified edge)."""
     _check_int("n", n, 0)
     u = np.asarray(u, dtype=np.uint64)
     v = np.asarray(v, dtype=np.uint64)
@@ -279,14 +324,22 @@ def clusters_from_edges(
         pairs = np.unique(np.stack([u, v], axis=1), axis=0)
         if len(pairs) and pairs.max() >= n:
             raise ValueError(f"edges: a document index is >= n ({n})")
+        failed: list[tuple[int, str]] = []
         if rows_of_texts is None:
-            sims = shingle_jaccard(texts, pairs, ngram)
+            sims = shingle_jaccard(texts, pairs, ngram, failures=failed)
         else:
             rows_of_texts = np.asarray(rows_of_texts)
             if rows_of_texts.shape != (n,):
                 raise ValueError(f"rows_of_texts: {rows_of_texts.shape[0]} rows for {n} documents")
-            sims = shingle_jaccard(texts, rows_of_texts[pairs.astype(np.intp)], ngram)
-        pairs = pairs[sims >= threshold]
+            sims = shingle_jaccard(
+                texts, rows_of_texts[pairs.astype(np.intp)], ngram, failures=failed
+            )
+            if failed:  # rows of texts -> document numbers
+                msg = dict(failed)
+                docs = np.flatnonzero(np.isin(rows_of_texts, list(msg)))
+                failed = [(int(i), msg[int(rows_of_texts[i])]) for i in docs]
+        hand_over("clusters_from_edges", failed, failures)
+        pairs = pairs[sims >= threshold]  # NaN (a failed text) is never >= threshold
         u, v = pairs[:, 0], pairs[:, 1]
     return _core.union_find(n, np.ascontiguousarray(u), np.ascontiguousarray(v))
 
@@ -383,9 +436,10 @@ class DedupStage:
     """``DedupConfig.build()``: a :class:`~fastllm.data.stages.Stage` that
     drops exact duplicates (normalized content hash, first kept), then near
     duplicates among the rest (first of each cluster kept), from one table;
-    counts ``exact_duplicate`` and ``near_duplicate``. ``enabled``,
-    ``exact`` and ``near`` turn the parts off; ``mode`` does not apply (one
-    table is in memory)."""
+    counts ``exact_duplicate`` and ``near_duplicate``; when a kernel failed
+    on some documents, also ``internal_error``, and they are named by id in
+    a third item (report lines). ``enabled``, ``exact`` and ``near`` turn the parts off;
+    ``mode`` does not apply (one table is in memory)."""
 
     name = "dedup"
 
@@ -396,24 +450,48 @@ class DedupStage:
     def __call__(self, table):
         import pyarrow as pa
 
+        from fastllm.data.filters import internal_errors
+
         c = self.config
         col = _string_column(table, "text")
         keep = np.ones(len(table), dtype=bool)
         counts: dict[str, int] = {}
         if not (c.enabled and len(table)):
             return table, counts
+        errors: list[str] = []
+        failed = np.zeros(len(table), dtype=bool)
         if c.exact:
-            keep = first_occurrences(content_hashes(col))
-            if (n := int((~keep).sum())) > 0:
+            hash_failed: list[tuple[int, str]] = []
+            hashes = content_hashes(col, failures=hash_failed)
+            if hash_failed:  # not the first of anything (their hashes are zeros)
+                rows = [k for k, _ in hash_failed]
+                failed[rows] = True
+                errors += internal_errors(table, hash_failed, "content_hashes")
+                ok = np.flatnonzero(~failed)
+                keep[:] = False
+                keep[ok[first_occurrences(hashes[ok])]] = True
+            else:
+                keep = first_occurrences(hashes)
+            if (n := int((~keep & ~failed).sum())) > 0:
                 counts["exact_duplicate"] = n
         if c.near:
             idx = np.flatnonzero(keep)
-            labels = near_duplicate_clusters(col.take(pa.array(idx)), c)
+            near_failed: list[tuple[int, str]] = []
+            labels = near_duplicate_clusters(col.take(pa.array(idx)), c, failures=near_failed)
             near = labels != np.arange(len(idx))
             keep[idx[near]] = False
             if near.any():
                 counts["near_duplicate"] = int(near.sum())
-        return table.filter(pa.array(keep)), counts
+            if near_failed:
+                rows = [int(idx[k]) for k, _ in near_failed]
+                failed[rows] = True
+                named = [(r, m) for r, (_, m) in zip(rows, near_failed, strict=True)]
+                errors += internal_errors(table, named, "near dedup")
+        kept = table.filter(pa.array(keep & ~failed))
+        if not failed.any():
+            return kept, counts
+        counts["internal_error"] = int(failed.sum())
+        return kept, counts, errors
 
 
 @builder(DedupConfig)

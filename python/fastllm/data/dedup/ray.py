@@ -24,13 +24,24 @@ verification inside Ray would have to shuffle every candidate's shingle set
 Jaccard with standard deviation ``sqrt(J * (1 - J) / num_perm)``: pairs
 within a few hundredths of the threshold land on either side (a larger
 ``num_perm`` narrows that band).
+
+A document whose signature fails on a worker (a panic in Rust, a bug) gets
+no band rows, so it is in no bucket and is its own cluster; its id and the
+message reach the driver through a named Ray actor that the first such
+failure starts (nothing is started when nothing fails). With ``failures=``
+they are appended there, else they are a RuntimeError (see
+:mod:`fastllm._failures`); so are documents whose exact verification fails
+on the driver.
 """
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 
 from fastllm import _core
+from fastllm._failures import hand_over
 from fastllm.data.config import DedupConfig
 from fastllm.data.dedup.memory import (
     _as_str_list,
@@ -41,13 +52,62 @@ from fastllm.data.dedup.memory import (
 )
 
 
-def _signature_rows(num_perm, ngram, seed, bands, rows, text_column, id_column):
-    """map_batches function: texts -> one row per (document, band)."""
+class _Failures:
+    """A Ray actor that collects ``(document id, message)`` of the documents
+    whose signature failed on some worker."""
+
+    def __init__(self):
+        self.failed: list[tuple[int, str]] = []
+
+    def add(self, failed: list[tuple[int, str]]) -> None:
+        self.failed += failed
+
+    def get(self) -> list[tuple[int, str]]:
+        return sorted(self.failed)
+
+
+def _report_failures(name: str, failed: list[tuple[int, str]]) -> None:
+    """On a worker: hand ``failed`` to the actor ``name``, started by the
+    first worker that needs it (detached: it outlives the task; the driver
+    ends it). Synchronous, so it is done before the dataset is."""
+    import ray
+
+    sink = (
+        ray.remote(_Failures)
+        .options(name=name, get_if_exists=True, lifetime="detached", num_cpus=0)
+        .remote()
+    )
+    ray.get(sink.add.remote(failed))
+
+
+def _collect_failures(name: str) -> list[tuple[int, str]]:
+    """On the driver, once the dataset is consumed: what the actor ``name``
+    collected (none when no worker started it), and the actor ended."""
+    import ray
+
+    try:
+        sink = ray.get_actor(name)
+    except ValueError:
+        return []
+    failed = ray.get(sink.get.remote())
+    ray.kill(sink)
+    return failed
+
+
+def _signature_rows(num_perm, ngram, seed, bands, rows, text_column, id_column, sink):
+    """map_batches function: texts -> one row per (document, band); a
+    document whose signature failed gets none and is reported to ``sink``."""
 
     def fn(batch: dict) -> dict:
         texts = [t if isinstance(t, str) else "" for t in batch[text_column].tolist()]
         ids = np.asarray(batch[id_column], dtype=np.uint64)
-        sigs = minhash(texts, num_perm, ngram, seed)
+        failed: list[tuple[int, str]] = []
+        sigs = minhash(texts, num_perm, ngram, seed, failures=failed)
+        if failed:
+            _report_failures(sink, [(int(ids[k]), m) for k, m in failed])
+            ok = np.ones(len(ids), dtype=bool)
+            ok[[k for k, _ in failed]] = False
+            ids, sigs = ids[ok], np.ascontiguousarray(sigs[ok])
         keys = _core.band_keys(sigs, bands, rows)
         return {
             "band": np.tile(np.arange(bands, dtype=np.uint64), len(ids)),
@@ -86,6 +146,7 @@ def near_duplicate_clusters(
     id_column: str = "id",
     batch_size: int = 4096,
     texts=None,
+    failures: list | None = None,
 ) -> np.ndarray:
     """Cluster ids (int64, smallest id in the cluster) computed with Ray Data,
     with ``config``'s threshold, permutations, n-gram, seed, verification and
@@ -96,6 +157,8 @@ def near_duplicate_clusters(
     ``0 .. n-1``). Starts Ray locally when it is not running. ``texts``
     (with a Dataset): the same texts by id on the driver (a list or an Arrow
     column), for exact verification there (see the module docstring).
+    ``failures``: a list that receives ``(id, message)`` of the documents a
+    kernel failed on (see the module docstring).
     """
     import ray
 
@@ -126,8 +189,9 @@ def near_duplicate_clusters(
     if n == 0:
         return np.zeros(0, dtype=np.int64)
 
+    sink = f"fastllm-dedup-failures-{uuid.uuid4().hex}"
     rows_ds = ds.map_batches(
-        _signature_rows(num_perm, ngram, seed, b, r, text_column, id_column),
+        _signature_rows(num_perm, ngram, seed, b, r, text_column, id_column, sink),
         batch_format="numpy",
         batch_size=batch_size,
     )
@@ -139,10 +203,17 @@ def near_duplicate_clusters(
         us.append(np.asarray(batch["u"], dtype=np.uint64))
         vs.append(np.asarray(batch["v"], dtype=np.uint64))
     u, v = np.concatenate(us), np.concatenate(vs)
+    failed = _collect_failures(sink)
     if len(u) and max(u.max(), v.max()) >= n:
         raise ValueError(f"data: {id_column} must be 0 .. n-1 (n = {n})")
     if mode == "exact":
         if len(texts) != n:
             raise ValueError(f"texts: {len(texts)} texts for {n} documents")
-        return clusters_from_edges(n, u, v, texts=texts, threshold=threshold, ngram=ngram)
-    return _core.union_find(n, u, v)
+        labels = clusters_from_edges(
+            n, u, v, texts=texts, threshold=threshold, ngram=ngram, failures=failed
+        )
+        failed.sort()
+    else:
+        labels = _core.union_find(n, u, v)
+    hand_over("near_duplicate_clusters", failed, failures)
+    return labels

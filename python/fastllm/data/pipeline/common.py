@@ -8,8 +8,12 @@ it keeps between runs; the phases themselves are here:
   builds one; each Ray worker builds one, once);
 - :func:`read_stats` and :func:`unit_record`: a unit's read counts and the
   record its marker in ``work/`` holds;
+- :func:`hash_documents`: the ``signatures`` stage of a batch (content
+  hashes, MinHash signatures);
 - :func:`dedup_keep`: the run's keep mask, exact duplicates first (first
   kept), then near duplicates among the rest with the engine's clustering;
+- :func:`drop_failed_tokens`: a tokenized batch without the documents the
+  encoder failed on;
 - :func:`tokenizer_for`: the given tokenizer, or one trained on the first
   kept training documents (``tokenizer.json``, written atomically);
 - :class:`ShardSets`: the kept documents in order into ``shards/`` (and,
@@ -18,6 +22,15 @@ it keeps between runs; the phases themselves are here:
 - :func:`write_report`, :func:`finished_report`, :func:`clean`: the report
   of a run, the check that makes a rerun of a finished output a no-op, and
   ``--force``.
+
+Every phase applies the one panic policy of the Rust kernels
+(``rust/src/guard.rs``): a document a kernel fails on (a panic, a bug) is
+dropped where it happened and counted as ``internal_error`` in that stage,
+its id in the stage's ``errors`` (``signatures``: content hashes and
+MinHash signatures made per batch; ``dedup``: what the near-duplicate
+clustering computes from the texts, i.e. the disk and Ray modes'
+signatures and exact verification's shingle sets; ``tokenize``: the
+encoder). It never reaches the shards, and the run goes on.
 """
 
 from __future__ import annotations
@@ -37,7 +50,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fastllm.data.config import ConfigError, DedupConfig, PipelineConfig
-from fastllm.data.dedup import first_occurrences
+from fastllm.data.dedup import content_hashes, first_occurrences, minhash
+from fastllm.data.filters import internal_errors
 from fastllm.data.report import StageStats, merge, stages_dict
 from fastllm.data.stages import Extract, Stage
 from fastllm.io.atomic import commit_dir, fresh_dir, write_json_atomic, write_text_atomic
@@ -168,19 +182,75 @@ def read_record(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+# ---- the signatures stage (per batch) -------------------------------------------
+def count_failed(failed: dict[int, tuple[str, str]], table: pa.Table, s: StageStats) -> np.ndarray:
+    """Count the rows of ``table`` in ``failed`` (row -> (kernel, panic
+    message)) in ``s`` as ``internal_error``, each named by its id in
+    ``s.errors``; returns the mask of the other rows (what is kept)."""
+    by_kernel: dict[str, list[tuple[int, str]]] = {}
+    for k in sorted(failed):
+        where, message = failed[k]
+        by_kernel.setdefault(where, []).append((k, message))
+    s.dropped["internal_error"] = s.dropped.get("internal_error", 0) + len(failed)
+    s.add(
+        StageStats(errors=[e for w, f in by_kernel.items() for e in internal_errors(table, f, w)])
+    )
+    keep = np.ones(len(table), dtype=bool)
+    keep[list(failed)] = False
+    return keep
+
+
+def hash_documents(
+    table: pa.Table, d: DedupConfig, s: StageStats, *, signatures: bool = True
+) -> tuple[pa.Table, np.ndarray, np.ndarray | None]:
+    """The ``signatures`` stage of one batch, its counts added to ``s``: the
+    content hashes of ``table``'s documents and, with ``signatures`` and
+    ``d.near``, their MinHash signatures (else None). Returns the kept rows
+    with their hashes and signatures: a document either kernel failed on
+    is dropped (``internal_error``)."""
+    t0 = time.perf_counter()
+    n = len(table)
+    texts = table.column("text")  # read in place by Rust, no to_pylist
+    size = nbytes(texts)
+    s.docs_in += n
+    s.bytes_in += size
+    failed_h: list[tuple[int, str]] = []
+    failed_m: list[tuple[int, str]] = []
+    hashes = content_hashes(texts, failures=failed_h) if n else np.zeros((0, 2), np.uint64)
+    sigs = None
+    if n and d.near and signatures:
+        sigs = minhash(texts, d.num_perm, d.ngram, d.seed, failures=failed_m)
+    if failed_h or failed_m:
+        failed = {k: ("minhash", m) for k, m in failed_m}
+        failed.update({k: ("content_hashes", m) for k, m in failed_h})
+        keep = count_failed(failed, table, s)
+        table, hashes = table.filter(pa.array(keep)), hashes[keep]
+        sigs = None if sigs is None else sigs[keep]
+        size = nbytes(table.column("text"))
+    s.docs_out += len(table)
+    s.bytes_out += size
+    s.seconds += time.perf_counter() - t0
+    return table, hashes, sigs
+
+
 # ---- dedup over the run -------------------------------------------------------
 def dedup_keep(
     hashes: np.ndarray,
     lengths: np.ndarray,
     d: DedupConfig,
-    near_labels: Callable[[np.ndarray], np.ndarray],
+    near_labels: Callable[[np.ndarray, list], np.ndarray],
+    ids: Any,
 ) -> tuple[np.ndarray, StageStats]:
     """The keep mask over every document of the run (in input order) and the
     ``dedup`` stage's counts: exact duplicates (``hashes``, first kept), then
-    near duplicates among the rest. ``near_labels(idx)`` gives the cluster
-    labels of the documents ``idx`` (positions among them, as
+    near duplicates among the rest. ``near_labels(idx, failures)`` gives the
+    cluster labels of the documents ``idx`` (positions among them, as
     :func:`fastllm.data.dedup.near_duplicate_clusters` numbers them): the
-    engine's clustering (in memory, out of core, Ray)."""
+    engine's clustering (in memory, out of core, Ray), which appends
+    ``(position, message)`` of the documents a kernel failed on to
+    ``failures`` (their own clusters); those are dropped as
+    ``internal_error``, named by their ``ids`` (the run's document ids, an
+    Arrow column in input order)."""
     t0 = time.perf_counter()
     n = len(hashes)
     keep = np.ones(n, dtype=bool)
@@ -191,14 +261,35 @@ def dedup_keep(
             stats.dropped["exact_duplicate"] = dups
     if d.enabled and d.near and keep.any():
         idx = np.flatnonzero(keep)
-        near = near_labels(idx) != np.arange(len(idx))
+        failed: list[tuple[int, str]] = []
+        near = near_labels(idx, failed) != np.arange(len(idx))
         keep[idx[near]] = False
         if near.any():
             stats.dropped["near_duplicate"] = int(near.sum())
+        if failed:
+            rows = idx[np.array([k for k, _ in failed], dtype=np.int64)]
+            keep[rows] = False
+            named = pa.table({"id": ids.take(pa.array(rows))})
+            count_failed({k: ("near dedup", m) for k, (_, m) in enumerate(failed)}, named, stats)
     stats.docs_out = int(keep.sum())
     stats.bytes_out = int(lengths[keep].sum())
     stats.seconds = time.perf_counter() - t0
     return keep, stats
+
+
+# ---- tokenize ---------------------------------------------------------------------
+def drop_failed_tokens(
+    batch: pa.Table, ids: np.ndarray, offsets: np.ndarray, failed: list, s: StageStats
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, offsets)`` of the documents of ``batch`` (tokenized by
+    ``encode_to_numpy(..., failures=failed)``) without those the encoder
+    failed on, which have no ids; those are counted in ``s`` as
+    ``internal_error``, named by id."""
+    if not failed:
+        return ids, offsets
+    keep = count_failed({k: ("tokenizer", m) for k, m in failed}, batch, s)
+    lengths = np.diff(offsets)[keep]
+    return ids, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
 
 # ---- the validation split ------------------------------------------------------------

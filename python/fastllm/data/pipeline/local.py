@@ -57,8 +57,10 @@ from fastllm.data.pipeline.common import (
     StageChain,
     clean,
     dedup_keep,
+    drop_failed_tokens,
     fingerprint,
     finished_report,
+    hash_documents,
     load_tokenizer,
     merged_stages,
     nbytes,
@@ -88,15 +90,13 @@ def _schema(num_perm: int) -> pa.Schema:
     )
 
 
-def signatures(table: pa.Table, d: DedupConfig) -> pa.Table:
+def signatures(table: pa.Table, d: DedupConfig, stats: dict[str, StageStats]) -> pa.Table:
     """``table``'s survivors with their content hashes and MinHash signatures
-    (zeros when near dedup is off): what a unit keeps in ``work/``."""
-    from fastllm.data.dedup import content_hashes, minhash
-
+    (zeros when near dedup is off): what a unit keeps in ``work/``. The
+    ``signatures`` stage (:func:`~fastllm.data.pipeline.common.hash_documents`)
+    is counted in ``stats``."""
+    table, hashes, sigs = hash_documents(table, d, stats.setdefault("signatures", StageStats()))
     n = len(table)
-    texts = table.column("text")  # read in place by Rust, no to_pylist
-    hashes = content_hashes(texts) if n else np.zeros((0, 2), np.uint64)
-    sigs = minhash(texts, d.num_perm, d.ngram, d.seed) if n and d.near else None
     if sigs is None:
         sigs = np.zeros((n, d.num_perm), np.uint64)
     flat = pa.array(np.ascontiguousarray(sigs).reshape(-1), pa.uint64())
@@ -157,15 +157,9 @@ class LocalEngine:
                     read_out += len(table)
                     read_bytes_out += nbytes(table.column(1))
                     table = self.chain(table, stats)
-                    s0 = time.perf_counter()
-                    sig = signatures(table, self.cfg.dedup)
-                    sst = stats.setdefault("signatures", StageStats())
-                    sst.docs_in += len(table)
-                    sst.docs_out += len(table)
-                    sst.bytes_in = sst.bytes_out = sst.bytes_in + nbytes(table.column("text"))
-                    sst.seconds += time.perf_counter() - s0
+                    sig = signatures(table, self.cfg.dedup, stats)
                     writer.write_table(sig)
-                    rows += len(table)
+                    rows += len(sig)
         except UnitError as e:
             arrow.unlink(missing_ok=True)
             skipped = str(e)
@@ -221,10 +215,11 @@ class LocalEngine:
         d = self.cfg.dedup
         t0 = time.perf_counter()
         in_memory = d.enabled and d.near and d.mode == "memory"
-        hashes, sigs, lengths, texts = [], [], [], []
+        hashes, sigs, lengths, texts, ids = [], [], [], [], []
         bar = progress(self.cfg.run.progress, total=len(records), desc="dedup", unit="unit")
-        for _, t in self.tables(records, work, ["hash0", "hash1", "minhash", "text"]):
+        for _, t in self.tables(records, work, ["hash0", "hash1", "minhash", "text", "id"]):
             bar.update(1)
+            ids.extend(t.column("id").chunks)  # memory-mapped: read only for failures
             hashes.append(
                 np.stack([t.column("hash0").to_numpy(), t.column("hash1").to_numpy()], axis=1)
             )
@@ -237,9 +232,9 @@ class LocalEngine:
             lengths.append(pc.binary_length(t.column("text")).to_numpy() if len(t) else np.zeros(0))
         h = np.concatenate(hashes) if hashes else np.zeros((0, 2), np.uint64)
 
-        def near_labels(idx: np.ndarray) -> np.ndarray:
+        def near_labels(idx: np.ndarray, failures: list) -> np.ndarray:
             if d.mode == "disk":
-                return self.near_labels_disk(records, work, idx)
+                return self.near_labels_disk(records, work, idx, failures)
             from fastllm.data.dedup import clusters_from_signatures, lsh_plan
 
             mode, bands, rows = lsh_plan(d)
@@ -252,19 +247,27 @@ class LocalEngine:
                 texts=pa.chunked_array(texts, pa.string()) if mode == "exact" else None,
                 ngram=d.ngram,
                 rows_of_texts=idx,
+                failures=failures,
             )
 
         keep, stats = dedup_keep(
-            h, np.concatenate(lengths) if lengths else np.zeros(0), d, near_labels
+            h,
+            np.concatenate(lengths) if lengths else np.zeros(0),
+            d,
+            near_labels,
+            pa.chunked_array(ids, pa.string()),
         )
         bar.close()
         stats.seconds = time.perf_counter() - t0  # reading the units' columns included
         return keep, stats
 
-    def near_labels_disk(self, records: list[dict], work: Path, idx: np.ndarray) -> np.ndarray:
+    def near_labels_disk(
+        self, records: list[dict], work: Path, idx: np.ndarray, failures: list
+    ) -> np.ndarray:
         """Cluster labels of the documents ``idx`` (positions among them), from
         :func:`fastllm.data.dedup.disk.dedup_shards` over one Parquet file per
-        unit; resumable (see the module docstring)."""
+        unit; resumable (see the module docstring). The documents it failed
+        on go to ``failures`` (positions among ``idx``)."""
         import pyarrow.parquet as pq
 
         from fastllm.data.dedup.disk import dedup_shards, read_labels
@@ -288,7 +291,11 @@ class LocalEngine:
                     pq.write_table(t.filter(pa.array(k)), tmp)
             inputs.append(path)
         dedup_shards(
-            inputs, ddir / "ooc", config=self.cfg.dedup, batch_size=self.cfg.input.batch_size
+            inputs,
+            ddir / "ooc",
+            config=self.cfg.dedup,
+            batch_size=self.cfg.input.batch_size,
+            failures=failures,
         )
         return read_labels(ddir / "ooc")
 
@@ -311,18 +318,22 @@ class LocalEngine:
             self.cfg.run.progress, total=int(keep.sum()), desc="tokenize/shards", unit="doc"
         )
         start = 0
-        for r, t in self.tables(records, work, ["text"]):
+        for r, t in self.tables(records, work, ["text", "id"]):
             k = keep[start : start + len(t)]
             start += len(t)
             t = t.filter(pa.array(k))
             for off in range(0, len(t), bs):
-                texts = t.column("text").slice(off, bs)
+                batch = t.slice(off, bs)
+                texts = batch.column("text")
                 t0 = time.perf_counter()
-                ids, offsets = tok.encode_to_numpy(texts, disallowed_special=())
+                failed: list[tuple[int, str]] = []
+                ids, offsets = tok.encode_to_numpy(texts, disallowed_special=(), failures=failed)
+                ids, offsets = drop_failed_tokens(batch, ids, offsets, failed, tok_stats)
                 tok_stats.seconds += time.perf_counter() - t0
-                shards.add(ids, offsets, source=r["source"])
+                if len(offsets) > 1:
+                    shards.add(ids, offsets, source=r["source"])
                 tok_stats.docs_in += len(texts)
-                tok_stats.docs_out += len(texts)
+                tok_stats.docs_out += len(offsets) - 1
                 tok_stats.bytes_in += nbytes(texts)
                 tok_stats.bytes_out += int(ids.nbytes)
                 bar.update(len(texts))

@@ -13,6 +13,12 @@
 - ``map_batches`` tokenizes (each actor loads the tokenizer once); the
   driver writes the shards in input order.
 
+The one panic policy is the local engine's (see
+:mod:`fastllm.data.pipeline.common`): a document a kernel fails on is
+dropped in the stage where it happened (``signatures`` in the stage actors,
+``dedup``, ``tokenize``: the tokenize actors send its report line back in
+an ``error`` column) and counted there as ``internal_error`` with its id.
+
 Order is preserved (``preserve_order``), so the documents equal the local
 engine's. The phases both engines share (read stats, unit records, the
 dedup keep mask, tokenizer training, the shard sets and the report) are
@@ -47,6 +53,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fastllm.data.config import PipelineConfig
+from fastllm.data.filters import internal_errors
 from fastllm.data.pipeline.common import (
     TOKENIZER,
     WORK,
@@ -56,6 +63,7 @@ from fastllm.data.pipeline.common import (
     dedup_keep,
     fingerprint,
     finished_report,
+    hash_documents,
     load_tokenizer,
     merged_stages,
     nbytes,
@@ -114,15 +122,15 @@ def _stats_row(unit: int, stats: dict[str, StageStats], schema: pa.Schema) -> pa
 
 class StagesActor:
     """map_batches callable class: the stage chain and the content hashes of
-    one block. Ray builds one per actor, so the chain is built once per
-    worker (not per block)."""
+    one block (the ``signatures`` stage, without MinHash: the near dedup
+    makes its own signatures). Ray builds one per actor, so the chain is
+    built once per worker (not per block)."""
 
     def __init__(self, cfg: PipelineConfig):
         self.chain = StageChain(cfg)
+        self.dedup = cfg.dedup
 
     def __call__(self, block: pa.Table) -> pa.Table:
-        from fastllm.data.dedup import content_hashes
-
         if len(block) == 0:  # _read makes none; Ray might
             return pa.table(
                 {
@@ -139,8 +147,10 @@ class StagesActor:
             table = block.drop_columns(["html"])
         stats: dict[str, StageStats] = {}
         table = self.chain(table, stats)
+        table, h, _ = hash_documents(
+            table, self.dedup, stats.setdefault("signatures", StageStats()), signatures=False
+        )
         n = len(table)
-        h = content_hashes(table.column("text")) if n else np.zeros((0, 2), np.uint64)
         kept = pa.table(
             {
                 "id": table.column("id"),
@@ -157,7 +167,8 @@ class StagesActor:
 
 class TokenizeActor:
     """map_batches callable class: token ids of a batch's texts (the
-    tokenizer loaded once per actor)."""
+    tokenizer loaded once per actor). A text the encoder failed on has no
+    ids and its report line in ``error`` (null elsewhere)."""
 
     def __init__(self, path: str):
         from fastllm.tokenizer import Tokenizer
@@ -165,11 +176,22 @@ class TokenizeActor:
         self.tok = Tokenizer.from_file(path)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        ids, offsets = self.tok.encode_to_numpy(batch.column("text"), disallowed_special=())
+        failed: list[tuple[int, str]] = []
+        ids, offsets = self.tok.encode_to_numpy(
+            batch.column("text"), disallowed_special=(), failures=failed
+        )
         tokens = pa.ListArray.from_arrays(
             pa.array(offsets.astype(np.int32)), pa.array(ids, pa.uint32())
         )
-        return pa.table({"source": batch.column("source"), "tokens": tokens})
+        error = pa.nulls(len(batch), pa.string())
+        if failed:
+            lines: list[str | None] = [None] * len(batch)
+            for (k, _), line in zip(
+                failed, internal_errors(batch, failed, "tokenizer"), strict=True
+            ):
+                lines[k] = line
+            error = pa.array(lines, pa.string())
+        return pa.table({"source": batch.column("source"), "tokens": tokens, "error": error})
 
 
 def _read(cfg: PipelineConfig, unit: Unit) -> tuple[list[pa.Table], dict]:
@@ -312,7 +334,7 @@ class RayEngine:
         table = pa.concat_tables(parts) if parts else _UNIT.empty_table()
 
         keep, stages["dedup"] = self.dedup(table)
-        kept = table.filter(pa.array(keep)).select(["text", "source"])
+        kept = table.filter(pa.array(keep)).select(["id", "text", "source"])
         tok = tokenizer_for(cfg, out, self.tokenizer, lambda: [kept.column("text")])
         tok_path = cfg.tokenizer.path or str(out / TOKENIZER)
         manifests, stages["tokenize"], stages["shards"] = self.write_shards(kept, tok, tok_path)
@@ -346,7 +368,7 @@ class RayEngine:
             else np.zeros((0, 2), np.uint64)
         )
 
-        def near_labels(idx: np.ndarray) -> np.ndarray:
+        def near_labels(idx: np.ndarray, failures: list) -> np.ndarray:
             sub = pa.table(
                 {
                     "id": pa.array(np.arange(len(idx), dtype=np.uint64)),
@@ -357,9 +379,10 @@ class RayEngine:
                 ray.data.from_arrow(sub),
                 d,
                 texts=sub.column("text") if d.verify == "exact" else None,
+                failures=failures,
             )
 
-        return dedup_keep(h, lengths, d, near_labels)
+        return dedup_keep(h, lengths, d, near_labels, table.column("id"))
 
     def write_shards(self, kept: pa.Table, tok, tok_path: str):
         """Tokenize on the workers; write the shard sets in order on the driver."""
@@ -379,6 +402,16 @@ class RayEngine:
             )
             for ref in tds.to_arrow_refs():
                 t = ray.get(ref)
+                err = t.column("error")
+                if err.null_count < len(t):  # documents the encoder failed on
+                    bad = pc.is_valid(err)
+                    lines = err.filter(bad).to_pylist()
+                    tstats.dropped["internal_error"] = tstats.dropped.get(
+                        "internal_error", 0
+                    ) + len(lines)
+                    tstats.add(StageStats(errors=lines))
+                    tstats.docs_out -= len(lines)
+                    t = t.filter(pc.invert(bad))
                 src = t.column("source").to_pylist()
                 tokens = t.column("tokens").combine_chunks()
                 # One add() per run of documents of the same source.
