@@ -34,6 +34,9 @@ sys.path.insert(0, str(REPO))
 # machines; neither reader uses BLAS.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import fastllm  # noqa: E402
+from fastllm import _core  # noqa: E402
+from fastllm.io.readers import list_units, read_unit  # noqa: E402
 from tests.io.warc_files import (  # noqa: E402
     html_dev_pages,
     html_dev_texts,
@@ -41,10 +44,6 @@ from tests.io.warc_files import (  # noqa: E402
     warc_records,
     wet_records,
 )
-
-import fastllm  # noqa: E402
-from fastllm import _core  # noqa: E402
-from fastllm.io.readers import list_units, read_unit  # noqa: E402
 
 HTML = ("text/html", "application/xhtml+xml")
 
