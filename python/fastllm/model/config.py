@@ -97,7 +97,8 @@ class ModelConfig(Section):
 
     @classmethod
     def named(cls, size: str, **overrides: Any) -> ModelConfig:
-        """One of :data:`SIZES` (``tiny``, ``125M``, ``350M``, ``1B``, ``7B``), with overrides."""
+        """One of :data:`SIZES` (``tiny``, ``125M``, ``350M``, ``1B``, ``7B``, and the
+        planner's ``gpt3-175b`` and ``llama-70b``), with overrides."""
         return cls.from_dict({"size": size, **overrides})
 
     @classmethod
@@ -163,6 +164,33 @@ SIZES: dict[str, dict[str, Any]] = {
         n_heads=32,
         n_kv_heads=32,
         multiple_of=256,
+        max_seq_len=4096,
+        tie_embeddings=False,
+    ),
+    # GPT-3 175B (Brown et al. 2020): 96 layers, width 12288, 96 heads (MHA),
+    # the GPT-2 vocabulary, tied embeddings, context 2048. GPT-3's MLP is
+    # 2 matrices d × 4d (8d² per layer); our SwiGLU has 3 matrices d × ffn, so
+    # ffn = 8d/3 = 32768 (exact for d = 12288) gives the same 8d² and the same
+    # count: 174.6B (GPT-3's 175B also counts its learned position embeddings).
+    # For the planner; far too big to build on one machine.
+    "gpt3-175b": dict(
+        vocab_size=50257,
+        dim=12288,
+        n_layers=96,
+        n_heads=96,
+        n_kv_heads=96,
+        ffn_dim=32768,
+        max_seq_len=2048,
+    ),
+    # LLaMA-2-70B (Touvron et al. 2023): 80 layers, width 8192, GQA 64/8,
+    # SwiGLU ffn 28672, 32k vocabulary, untied, context 4096: ~69.0B.
+    "llama-70b": dict(
+        vocab_size=32000,
+        dim=8192,
+        n_layers=80,
+        n_heads=64,
+        n_kv_heads=8,
+        ffn_dim=28672,
         max_seq_len=4096,
         tie_embeddings=False,
     ),
