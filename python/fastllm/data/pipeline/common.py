@@ -19,9 +19,9 @@ it keeps between runs; the phases themselves are here:
 - :class:`ShardSets`: the kept documents in order into ``shards/`` (and,
   with ``output.val_every``, every N-th into ``val_shards/``), committed
   when all are written;
-- :func:`write_report`, :func:`finished_report`, :func:`clean`: the report
-  of a run, the check that makes a rerun of a finished output a no-op, and
-  ``--force``.
+- :func:`write_report`, :func:`open_output`, :func:`finished_report`,
+  :func:`clean`: the report of a run, the check that makes a rerun of a
+  finished output a no-op, and ``--force``.
 
 Every phase applies the one panic policy of the Rust kernels
 (``rust/src/guard.rs``): a document a kernel fails on (a panic, a bug) is
@@ -471,6 +471,17 @@ def finished_report(cfg: PipelineConfig, fp: str) -> dict[str, Any] | None:
         )
     report["finished_before"] = True
     return report
+
+
+def open_output(cfg: PipelineConfig, fp: str) -> dict[str, Any] | None:
+    """The start of a run in ``output.dir``, for both engines: the folder made,
+    emptied first with ``run.force``; the report of a run finished there
+    before (:func:`finished_report`), or None when there is work to do."""
+    out = Path(cfg.output.dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.run.force:
+        clean(out)
+    return finished_report(cfg, fp)
 
 
 def clean(out: Path) -> None:

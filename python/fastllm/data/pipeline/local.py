@@ -55,15 +55,14 @@ from fastllm.data.pipeline.common import (
     WORK,
     ShardSets,
     StageChain,
-    clean,
     dedup_keep,
     drop_failed_tokens,
     fingerprint,
-    finished_report,
     hash_documents,
     load_tokenizer,
     merged_stages,
     nbytes,
+    open_output,
     progress,
     read_record,
     read_stats,
@@ -346,10 +345,7 @@ class LocalEngine:
     def run(self) -> dict[str, Any]:
         cfg, out = self.cfg, self.out
         t_start = time.perf_counter()
-        out.mkdir(parents=True, exist_ok=True)
-        if cfg.run.force:
-            clean(out)
-        report = finished_report(cfg, self.fingerprint)
+        report = open_output(cfg, self.fingerprint)
         if report is not None:
             return report
         units = list_units(cfg.input.paths, cfg.input.html_pages_per_unit)

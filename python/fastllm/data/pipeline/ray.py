@@ -59,14 +59,13 @@ from fastllm.data.pipeline.common import (
     WORK,
     ShardSets,
     StageChain,
-    clean,
     dedup_keep,
     fingerprint,
-    finished_report,
     hash_documents,
     load_tokenizer,
     merged_stages,
     nbytes,
+    open_output,
     read_record,
     read_stats,
     tokenizer_for,
@@ -296,10 +295,7 @@ class RayEngine:
 
         cfg, out = self.cfg, self.out
         t_start = time.perf_counter()
-        out.mkdir(parents=True, exist_ok=True)
-        if cfg.run.force:
-            clean(out)
-        report = finished_report(cfg, self.fingerprint)
+        report = open_output(cfg, self.fingerprint)
         if report is not None:
             return report
         if not ray.is_initialized():
