@@ -1,6 +1,6 @@
 """Checkpoints reshard: saved under one layout (dp_shard 2 × tp 2, 4
-processes), resumed under others (1 process; dp_shard 4), the next steps'
-losses equal the uninterrupted run's. The data position is a global sample
+processes; ZeRO-1), resumed under others (1 process; dp_shard 4; pp 2 ×
+dp 2; ZeRO-3), the next steps' losses equal the uninterrupted run's. The data position is a global sample
 index, so the run continues at the same global sample though the
 data-parallel size changed."""
 
@@ -31,7 +31,7 @@ def _with(parallel: dict) -> dict:
     return copy.deepcopy(BASE) | {"parallel": parallel}
 
 
-def test_save_at_dp2_tp2_resume_at_one_process_and_at_dp4(tmp_path):
+def test_save_at_dp2_tp2_resume_at_one_process_dp4_and_pp2_dp2(tmp_path):
     straight = Trainer(config(tmp_path / "straight", **BASE), *data(), log=lambda _: None).fit()
     want = [r["loss"] for r in straight]
 
@@ -52,6 +52,32 @@ def test_save_at_dp2_tp2_resume_at_one_process_and_at_dp4(tmp_path):
     again = torchrun(4, four, _with({"dp_shard": 4}))
     assert all(r["start"] == 3 for r in again)
     assert again[0]["losses"] == pytest.approx(want[3:], rel=1e-5)
+
+    # Each pipeline stage reads its own blocks' weights and optimizer state.
+    piped = tmp_path / "piped"
+    shutil.copytree(saved, piped)
+    staged = torchrun(4, piped, _with({"pp": 2, "dp_shard": 2}))
+    assert all(r["start"] == 3 for r in staged)
+    assert staged[-1]["losses"] == pytest.approx(want[3:], rel=1e-5)
+    # ... and their checkpoint (each stage's part) resumes on one process.
+    final = Trainer(config(piped, **BASE), *data(), log=lambda _: None)
+    assert final.step == 6
+
+
+def test_zero1_checkpoint_resumes_under_zero1_and_zero3(tmp_path):
+    """ZeRO-1 saves each owner's optimizer state; the checkpoint holds them
+    all, so it resumes under ZeRO-1 (each rank reading its own) or ZeRO-3."""
+    straight = Trainer(config(tmp_path / "straight", **BASE), *data(), log=lambda _: None).fit()
+    want = [r["loss"] for r in straight]
+    saved = tmp_path / "saved"
+    first = torchrun(2, saved, _with({"zero": 1}), until=3)
+    assert first[0]["losses"] == pytest.approx(want[:3], rel=1e-5)
+    for zero in (1, 3):
+        run = tmp_path / f"zero{zero}"
+        shutil.copytree(saved, run)
+        again = torchrun(2, run, _with({"zero": zero}))
+        assert all(r["start"] == 3 for r in again)
+        assert again[0]["losses"] == pytest.approx(want[3:], rel=1e-5), zero
 
 
 def test_hf_export_from_a_sharded_checkpoint_equals_the_one_process_export(tmp_path):

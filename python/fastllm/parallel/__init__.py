@@ -10,13 +10,16 @@ from fastllm.parallel.parallelize import (
     clip_grad_norm,
     no_sync,
     parallelize,
+    sharded_optimizer,
 )
+from fastllm.parallel.zero import ZeroOne
 
 __all__ = [
     "Degrees",
     "DistInfo",
     "Mesh",
     "ParallelConfig",
+    "ZeroOne",
     "all_reduce_sum",
     "apply_activation_checkpointing",
     "apply_fsdp",
@@ -27,5 +30,6 @@ __all__ = [
     "no_sync",
     "parallelize",
     "setup",
+    "sharded_optimizer",
     "teardown",
 ]

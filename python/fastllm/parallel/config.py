@@ -8,6 +8,9 @@ one device mesh, built once; every wrapper takes its sub-mesh:
 - ``dp_shard``: FSDP2 ``fully_shard`` per block then the root — ``zero = 3``
   reshards parameters after forward (ZeRO-3), ``zero = 2`` keeps them
   gathered until backward (ZeRO-2); with ``dp_replicate`` too: HSDP;
+- ``zero = 1``: ZeRO-1 over all data-parallel ranks (:mod:`fastllm.parallel.zero`):
+  whole parameters and gradients, each parameter's optimizer state on one
+  owner rank;
 - ``tp``: Megatron-style tensor parallelism (column-wise q/k/v and w1/w3,
   row-wise o and w2), with sequence parallelism on the norms;
 - ``pp``: pipeline stages (``torch.distributed.pipelining``, GPipe or 1F1B
@@ -55,7 +58,11 @@ class ParallelConfig(Section):
     pp: int = knob(1, "pipeline-parallel degree (stages, one per rank of the pp dimension)")
     pp_schedule: Literal["gpipe", "1f1b"] = knob("1f1b", "pipeline schedule: gpipe or 1f1b")
     pp_microbatches: int = knob(0, "pipeline micro-batches per forward/backward; 0 = pp")
-    zero: int = knob(3, "FSDP2 stage: 3 reshards parameters after forward, 2 keeps them until backward")
+    zero: int = knob(
+        3,
+        "ZeRO stage: 3 (FSDP2, parameters resharded after forward), 2 (FSDP2, kept until "
+        "backward), 1 (optimizer states sharded; parameters and gradients whole)",
+    )
     sequence_parallel: bool = knob(True, "tp: shard the norms' activations along the sequence")
     param_dtype: Literal["fp32", "bf16"] = knob("fp32", "FSDP2 mixed precision: dtype of the gathered parameters")
     reduce_dtype: Literal["fp32", "bf16"] = knob("fp32", "FSDP2 mixed precision: dtype of gradient reduction")
@@ -75,7 +82,12 @@ class ParallelConfig(Section):
             "pp_microbatches",
             f"{self.pp_microbatches} is fewer than the pipeline stages (pp={self.pp})",
         )
-        check(self.zero in (2, 3), "zero", f"must be 2 or 3 under FSDP2, got {self.zero}")
+        check(self.zero in (1, 2, 3), "zero", f"must be 1, 2 or 3, got {self.zero}")
+        check(
+            not (self.zero == 1 and self.cpu_offload),
+            "cpu_offload",
+            "offload is FSDP2's (zero = 2 or 3); zero = 1 keeps parameters on the device",
+        )
 
     @property
     def microbatches(self) -> int:

@@ -23,6 +23,7 @@ from torch.utils.checkpoint import checkpoint
 
 from fastllm.parallel.mesh import Mesh
 from fastllm.parallel.pipeline import keep_stage
+from fastllm.parallel.zero import ZeroOne
 
 
 def apply_activation_checkpointing(model: nn.Module) -> None:
@@ -132,6 +133,8 @@ def parallelize(model: nn.Module, config: Any, mesh: Mesh) -> nn.Module:
     if c.compile:
         for block in model.layers.values():
             block.compile()  # in place: parameter names stay as they are
+    if config.parallel.zero == 1:
+        return net  # ZeRO-1 reduces gradients itself (sharded_optimizer)
     fsdp = d.dp_shard > 1 or (d.dp > 1 and (d.tp > 1 or d.pp > 1 or config.parallel.cpu_offload))
     if fsdp:
         apply_fsdp(
@@ -147,16 +150,30 @@ def parallelize(model: nn.Module, config: Any, mesh: Mesh) -> nn.Module:
     return net
 
 
+def sharded_optimizer(model: nn.Module, config: Any, mesh: Mesh) -> ZeroOne | None:
+    """The ZeRO-1 partition of ``model`` when ``parallel.zero = 1`` over more
+    than one data-parallel rank (the engine reduces gradients to the owners
+    and broadcasts their updates), else None."""
+    if config.parallel.zero == 1 and mesh.dp_size > 1:
+        return ZeroOne(model, mesh)
+    return None
+
+
 @contextlib.contextmanager
 def no_sync(net: nn.Module, sync: bool) -> Iterator[None]:
-    """The context for one micro-batch's forward and backward: gradients are
-    reduced over data-parallel replicas only when ``sync`` (the step's last
-    micro-batch); before it they accumulate locally (DDP ``no_sync``, FSDP2
-    ``set_requires_gradient_sync``)."""
+    """The context for one micro-batch's forward and backward: ``sync`` is
+    true on the step's last micro-batch.
+
+    DDP all-reduces on the last only (before it gradients accumulate
+    locally, ``no_sync``). FSDP2 reduce-scatters every micro-batch, so the
+    gradients stay sharded throughout (ZeRO-2/3 memory: a rank never holds a
+    whole gradient past its block's backward); only HSDP's all-reduce over
+    the replicas waits for the last (``set_requires_all_reduce``).
+    """
     from torch.distributed.fsdp import FSDPModule
 
     if isinstance(net, FSDPModule):
-        net.set_requires_gradient_sync(sync)
+        net.set_requires_all_reduce(sync)
         yield
     elif isinstance(net, nn.parallel.DistributedDataParallel) and not sync:
         with net.no_sync():
@@ -166,7 +183,11 @@ def no_sync(net: nn.Module, sync: bool) -> Iterator[None]:
 
 
 def clip_grad_norm(
-    params: Iterable[torch.Tensor], max_norm: float, mesh: Mesh | None = None
+    params: Iterable[torch.Tensor],
+    max_norm: float,
+    mesh: Mesh | None = None,
+    *,
+    dp_partitioned: bool = False,
 ) -> float:
     """Clip the global gradient norm over every shard of every parameter;
     returns the norm before clipping. ``max_norm <= 0``: no clipping.
@@ -175,13 +196,16 @@ def clip_grad_norm(
     run always did). DTensor gradients (FSDP, TP) are grouped by mesh and
     placement; each group's norm is reduced across its mesh, so the total
     covers every shard, and plain tensors (e.g. norms outside TP) join it;
-    under pipeline parallelism the squares are summed over the stages."""
+    under pipeline parallelism the squares are summed over the stages, and
+    with ``dp_partitioned`` (ZeRO-1: each data-parallel rank holds the reduced
+    gradients of its own parameters only) over the data-parallel ranks."""
     from torch.distributed.tensor import DTensor
 
     limit = max_norm if max_norm > 0 else math.inf
     params = [p for p in params if p.grad is not None]
     pipelined = mesh is not None and mesh.pp_size > 1
-    if not pipelined and not any(isinstance(p.grad, DTensor) for p in params):
+    dp_partitioned = dp_partitioned and mesh is not None and mesh.dp_size > 1
+    if not pipelined and not dp_partitioned and not any(isinstance(p.grad, DTensor) for p in params):
         return float(nn.utils.clip_grad_norm_(params, limit))
     groups: dict[Any, list[torch.Tensor]] = {}
     for p in params:
@@ -196,6 +220,8 @@ def clip_grad_norm(
         square += norm.detach().double().cpu() ** 2
     if pipelined:  # each stage holds other parameters: the total spans every stage
         square = mesh.all_reduce_pp(square.to(mesh.device)).cpu()
+    if dp_partitioned:
+        square = mesh.all_reduce_dp(square.to(mesh.device)).cpu()
     total = float(square.sqrt())
     coef = limit / (total + 1e-6)
     if coef < 1.0:

@@ -196,6 +196,33 @@ def read_state(folder: str | Path, rank: int = 0) -> tuple[dict[str, Any], dict[
     return shared, decode(tree, tensors)
 
 
+def _gather(tree: Any, world_size: int) -> list[Any]:
+    """Every rank's ``tree`` (a JSON-able object), in rank order."""
+    import torch.distributed as dist
+
+    if world_size == 1 or not dist.is_initialized():
+        return [tree]
+    out: list[Any] = [None] * world_size
+    dist.all_gather_object(out, tree)
+    return out
+
+
+def merge_optim_trees(trees: list[Any]) -> Any:
+    """One optimizer tree from every rank's: each rank's state entries (a
+    pipeline stage or a ZeRO-1 owner has only its own parameters'), and each
+    param group's parameter names in the order first seen."""
+    merged: dict[str, Any] = {"state": {}, "param_groups": []}
+    for tree in trees:
+        for fqn, entry in tree["state"].items():
+            merged["state"].setdefault(fqn, entry)
+        for i, group in enumerate(tree["param_groups"]):
+            if i == len(merged["param_groups"]):
+                merged["param_groups"].append({**group, "params": []})
+            names = merged["param_groups"][i]["params"]
+            names.extend(n for n in group["params"] if n not in names)
+    return merged
+
+
 def save(
     root: str | Path,
     step: int,
@@ -220,7 +247,7 @@ def save(
     barrier()
     msd, osd = get_state_dict(model, optimizer)
     optim_tensors: dict[str, torch.Tensor] = {}
-    optim_tree = encode(osd, optim_tensors)
+    optim_tree = merge_optim_trees(_gather(encode(osd, optim_tensors), world_size))
     with warnings.catch_warnings():
         # "torch.distributed is ... uninitialized, assuming ... a single process": yes.
         warnings.filterwarnings("ignore", message="torch.distributed is disabled")
@@ -266,7 +293,14 @@ def load(
         msd, osd = get_state_dict(model, optimizer)
         mine: dict[str, torch.Tensor] = {}
         encode(osd, mine)
-        wanted = _tensor_keys(shared["optim"])
+        # The checkpoint holds every rank's parameters (every pipeline stage,
+        # every ZeRO-1 owner); this rank reads those it has.
+        tree = dict(shared["optim"])
+        tree["state"] = {k: v for k, v in tree["state"].items() if k in osd["state"]}
+        wanted = _tensor_keys(tree)
+        unknown = [k for k in mine if k not in set(wanted)]
+        if unknown:
+            raise ValueError(f"{path}: optimizer state {unknown[:3]} is not in the checkpoint")
         missing = [k for k in wanted if k not in mine]
         if missing:
             raise ValueError(f"{path}: optimizer state {missing[:3]} has no match in this optimizer")
@@ -277,7 +311,7 @@ def load(
         model,
         optimizer,
         model_state_dict=state["model"],
-        optim_state_dict=decode(shared["optim"], state["optim"]),
+        optim_state_dict=decode(tree, state["optim"]),
     )
     return decode(shared["train"], {}), rank_state
 

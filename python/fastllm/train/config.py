@@ -186,6 +186,11 @@ class TrainConfig(Section):
                 "data.eos_id",
                 "document masking (position ids) does not cross pipeline stages yet; leave it unset",
             )
+        check(
+            not (self.parallel.zero == 1 and self.train.dtype == "fp16"),
+            "train.dtype",
+            "fp16's loss scaler sees only the owned gradients under parallel.zero = 1; use bf16",
+        )
         mask_id = self.objective.mask_id
         check(
             mask_id < self.model.vocab_size,

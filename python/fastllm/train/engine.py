@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fastllm.parallel import Mesh, clip_grad_norm, no_sync
+from fastllm.parallel import Mesh, ZeroOne, clip_grad_norm, no_sync
 from fastllm.train.objectives import IGNORE, Objective, token_loss_sums
 
 Batch = dict[str, torch.Tensor]
@@ -48,8 +48,10 @@ class Engine:
         device: torch.device | str = "cpu",
         autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
         mesh: Mesh | None = None,
+        zero_one: ZeroOne | None = None,
     ) -> None:
         self.model = model
+        self.zero_one = zero_one
         self.module = module
         self.optimizer = optimizer
         self.scheduler = scheduler
@@ -60,10 +62,15 @@ class Engine:
     def zero_grad(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
 
-    def accumulate(self, sync: bool) -> contextlib.AbstractContextManager:
+    @contextlib.contextmanager
+    def accumulate(self, sync: bool) -> Any:
         """Around one micro-batch's forward and backward: gradients are
-        reduced over data-parallel replicas only when ``sync``."""
-        return no_sync(self.module, sync)
+        reduced over data-parallel replicas only when ``sync`` (under ZeRO-1:
+        to each parameter's owner, after the backward)."""
+        with no_sync(self.module, sync):
+            yield
+        if sync and self.zero_one is not None:
+            self.zero_one.reduce_gradients()
 
     def backward(self, loss: torch.Tensor) -> None:
         self.scaler.scale(loss).backward()
@@ -95,13 +102,17 @@ class Engine:
         """Unscale (fp16) and clip the global gradient norm (``max_norm <= 0``:
         no clipping); returns the norm before clipping."""
         self.scaler.unscale_(self.optimizer)
-        return clip_grad_norm(self.model.parameters(), max_norm, self.mesh)
+        return clip_grad_norm(
+            self.model.parameters(), max_norm, self.mesh, dp_partitioned=self.zero_one is not None
+        )
 
     def step(self, apply: bool = True) -> None:
         """The optimizer step (or, when not ``apply``, a skipped update: the
         gradients are dropped), then the loss scaler and the schedule advance."""
         if apply:
             self.scaler.step(self.optimizer)
+            if self.zero_one is not None:
+                self.zero_one.broadcast_parameters()
         else:
             self.zero_grad()
         self.scaler.update()

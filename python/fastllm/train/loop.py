@@ -33,7 +33,7 @@ from fastllm.config import ConfigError
 from fastllm.io.atomic import write_bytes_atomic, write_text_atomic
 from fastllm.model.plan import H100_BF16_TFLOPS, flops_per_token
 from fastllm.optim import route_parameters, routing_summary
-from fastllm.parallel import Mesh, build_mesh, parallelize, setup
+from fastllm.parallel import Mesh, build_mesh, parallelize, setup, sharded_optimizer
 from fastllm.train import checkpoint as ckpt
 from fastllm.train.config import TrainConfig
 from fastllm.train.data import DataSource, DataSpec, resolve
@@ -102,6 +102,7 @@ class Trainer:
             device=self.device,
             autocast=self._autocast,
             mesh=self.mesh,
+            zero_one=sharded_optimizer(self.model, config, self.mesh),
             **extra,
         )
         self.optimizer = optimizer
@@ -316,6 +317,8 @@ class Trainer:
     def load(self, path: str | Path) -> None:
         path = ckpt.resolve(path)
         train_state, rank_state = ckpt.load(path, self.model, self.optimizer, rank=self.dist.rank)
+        if self.engine.zero_one is not None:
+            self.engine.zero_one.drop_unowned_state(self.optimizer)
         self.step = int(train_state["step"])
         self.engine.load_state_dict(train_state["engine"])
         self.guard.load_state_dict(train_state["guard"])
