@@ -26,6 +26,7 @@ BASE = {
     "model": {"tie_embeddings": False},
     "train": {"steps": 5, "batch": 8, "grad_accum": 2, "clip": 0.5, "dist_timeout_s": 60},
 }
+INTERLEAVED = {"pp": 2, "pp_schedule": "interleaved_1f1b", "pp_virtual": 2, "pp_microbatches": 4}
 MODES = {
     "ddp": (2, {"dp_replicate": 2, "dp_shard": 1}),
     "zero1": (2, {"zero": 1}),
@@ -41,6 +42,9 @@ MODES = {
     "pp2_gpipe": (2, {"pp": 2, "dp_shard": 1, "pp_schedule": "gpipe"}),
     "pp2_1f1b": (2, {"pp": 2, "dp_shard": 1, "pp_schedule": "1f1b"}),
     "pp2_dp2": (4, {"pp": 2, "dp_shard": 2}),
+    "pp2_v2_interleaved": (2, {**INTERLEAVED, "dp_shard": 1}, {"n_layers": 4}),
+    "pp2_v2_dp2": (4, {**INTERLEAVED, "dp_shard": 2, "pp_microbatches": 2}, {"n_layers": 4}),
+    "pp2_v2_tp2": (4, {**INTERLEAVED, "dp_shard": 1, "tp": 2}, {"n_layers": 4}),
     "pp2_tp2": (4, {"pp": 2, "dp_shard": 1, "tp": 2}),
     "pp2_dp2_tp2": (8, {"pp": 2, "dp_shard": 2, "tp": 2}),
 }

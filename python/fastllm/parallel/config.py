@@ -13,9 +13,10 @@ one device mesh, built once; every wrapper takes its sub-mesh:
   owner rank;
 - ``tp``: Megatron-style tensor parallelism (column-wise q/k/v and w1/w3,
   row-wise o and w2), with sequence parallelism on the norms;
-- ``pp``: pipeline stages (``torch.distributed.pipelining``, GPipe or 1F1B
-  over ``pp_microbatches``): the blocks split evenly, the embedding on the
-  first stage, the final norm and head on the last.
+- ``pp``: pipeline stages (``torch.distributed.pipelining``, GPipe, 1F1B or
+  interleaved 1F1B with ``pp_virtual`` stages per rank, over
+  ``pp_microbatches``): the blocks split evenly, the embedding on the first
+  stage, the final norm and head on the last.
 
 Checks that need only the config run at load (heads divisible by ``tp``...);
 the world size is known when the run starts, and :meth:`ParallelConfig.degrees`
@@ -56,7 +57,12 @@ class ParallelConfig(Section):
     dp_shard: int = knob(-1, "FSDP2 sharding degree; -1 = the world size / (dp_replicate × tp)")
     tp: int = knob(1, "tensor-parallel degree")
     pp: int = knob(1, "pipeline-parallel degree (stages, one per rank of the pp dimension)")
-    pp_schedule: Literal["gpipe", "1f1b"] = knob("1f1b", "pipeline schedule: gpipe or 1f1b")
+    pp_schedule: Literal["gpipe", "1f1b", "interleaved_1f1b"] = knob(
+        "1f1b", "pipeline schedule: gpipe, 1f1b or interleaved_1f1b (with pp_virtual stages per rank)"
+    )
+    pp_virtual: int = knob(
+        1, "pipeline stages per rank (virtual stages): 1, or >= 2 for interleaved_1f1b"
+    )
     pp_microbatches: int = knob(0, "pipeline micro-batches per forward/backward; 0 = pp")
     zero: int = knob(
         3,
@@ -77,6 +83,14 @@ class ParallelConfig(Section):
         )
         check(self.tp >= 1, "tp", f"must be >= 1, got {self.tp}")
         check(self.pp >= 1, "pp", f"must be >= 1, got {self.pp}")
+        if self.pp_schedule == "interleaved_1f1b":
+            check(self.pp_virtual >= 2, "pp_virtual", f"interleaved_1f1b needs >= 2 stages per rank, got {self.pp_virtual}")
+        else:
+            check(
+                self.pp_virtual == 1,
+                "pp_virtual",
+                f"{self.pp_virtual} stages per rank need pp_schedule = \"interleaved_1f1b\"",
+            )
         check(
             self.pp_microbatches == 0 or self.pp_microbatches >= self.pp,
             "pp_microbatches",

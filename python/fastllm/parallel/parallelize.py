@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from fastllm.parallel.mesh import Mesh
-from fastllm.parallel.pipeline import keep_stage
+from fastllm.parallel.pipeline import keep_stage, stage_chunks
 from fastllm.parallel.zero import ZeroOne
 
 
@@ -96,9 +96,12 @@ def apply_tensor_parallel(model: nn.Module, tp_mesh: Any, sequence_parallel: boo
         parallelize_module(block, tp_mesh, plan)
 
 
-def apply_fsdp(model: nn.Module, dp_mesh: Any, config: Any) -> None:
+def apply_fsdp(
+    model: nn.Module, dp_mesh: Any, config: Any, roots: list[nn.Module] | None = None
+) -> None:
     """FSDP2: each block, then the root (embedding, final norm, head), sharded
-    over ``dp_mesh`` (1-D: FSDP; 2-D replicate × shard: HSDP)."""
+    over ``dp_mesh`` (1-D: FSDP; 2-D replicate × shard: HSDP). ``roots``: the
+    modules forward runs on, when not ``model`` (interleaved pipeline stages)."""
     from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
 
     p = config.parallel
@@ -114,7 +117,8 @@ def apply_fsdp(model: nn.Module, dp_mesh: Any, config: Any) -> None:
         kwargs["offload_policy"] = CPUOffloadPolicy(pin_memory=False)
     for block in model.layers.values():
         fully_shard(block, **kwargs)
-    fully_shard(model, **kwargs)
+    for root in roots or [model]:
+        fully_shard(root, **kwargs)
 
 
 def parallelize(model: nn.Module, config: Any, mesh: Mesh) -> nn.Module:
@@ -123,8 +127,9 @@ def parallelize(model: nn.Module, config: Any, mesh: Mesh) -> nn.Module:
     forward on. ``model`` keeps its parameters (DTensors once sharded) and
     stays the object that optimizers, checkpoints and exports see."""
     c, d = config.train, mesh.degrees
+    virtual = config.parallel.pp_virtual
     if d.pp > 1:
-        keep_stage(model, mesh.pp_rank, d.pp)
+        keep_stage(model, mesh.pp_rank, d.pp, virtual)
     if d.tp > 1:
         apply_tensor_parallel(model, mesh["tp"], config.parallel.sequence_parallel)
     if c.activation_checkpointing:
@@ -133,13 +138,17 @@ def parallelize(model: nn.Module, config: Any, mesh: Mesh) -> nn.Module:
     if c.compile:
         for block in model.layers.values():
             block.compile()  # in place: parameter names stay as they are
+    roots = None
+    if d.pp > 1 and virtual > 1:
+        sp = d.tp if d.tp > 1 and config.parallel.sequence_parallel else 1
+        roots = stage_chunks(model, mesh.pp_rank, d.pp, virtual, seq_shards=sp)
+        net = nn.ModuleList(roots)  # one module per local stage, sharing model's parameters
     if config.parallel.zero == 1:
         return net  # ZeRO-1 reduces gradients itself (sharded_optimizer)
     fsdp = d.dp_shard > 1 or (d.dp > 1 and (d.tp > 1 or d.pp > 1 or config.parallel.cpu_offload))
     if fsdp:
-        apply_fsdp(
-            model, mesh["dp_replicate", "dp_shard"] if d.dp_replicate > 1 else mesh["dp_shard"], config
-        )
+        dp_mesh = mesh["dp_replicate", "dp_shard"] if d.dp_replicate > 1 else mesh["dp_shard"]
+        apply_fsdp(model, dp_mesh, config, roots)
     elif d.dp_replicate > 1:
         device = mesh.device
         net = nn.parallel.DistributedDataParallel(
@@ -172,7 +181,12 @@ def no_sync(net: nn.Module, sync: bool) -> Iterator[None]:
     """
     from torch.distributed.fsdp import FSDPModule
 
-    if isinstance(net, FSDPModule):
+    if isinstance(net, nn.ModuleList):  # interleaved pipeline stages
+        for chunk in net:
+            if isinstance(chunk, FSDPModule):
+                chunk.set_requires_all_reduce(sync)
+        yield
+    elif isinstance(net, FSDPModule):
         net.set_requires_all_reduce(sync)
         yield
     elif isinstance(net, nn.parallel.DistributedDataParallel) and not sync:

@@ -166,10 +166,12 @@ class TrainConfig(Section):
             )
         pp = self.parallel.pp
         if pp > 1:
+            stages = pp * self.parallel.pp_virtual
             check(
-                m.n_layers >= pp,
+                m.n_layers >= stages,
                 "parallel.pp",
-                f"{pp} stages for model.n_layers={m.n_layers} (fewer layers than stages)",
+                f"{stages} stages (pp × pp_virtual) for model.n_layers={m.n_layers} "
+                "(fewer layers than stages)",
             )
             check(
                 not m.tie_embeddings,
