@@ -39,6 +39,12 @@ def apply_activation_checkpointing(model: nn.Module) -> None:
         block.forward = forward
 
 
+def _grad_like_param(p: torch.Tensor) -> None:
+    """A DTensor parameter's gradient laid out as the parameter is."""
+    if p.grad is not None and tuple(p.grad.placements) != tuple(p.placements):
+        p.grad = p.grad.redistribute(p.device_mesh, p.placements)
+
+
 def apply_tensor_parallel(model: nn.Module, tp_mesh: Any, sequence_parallel: bool) -> None:
     """Megatron's split of each block over ``tp_mesh``: q/k/v and w1/w3
     column-wise (each rank a slice of the heads / hidden units), o and w2
@@ -72,6 +78,11 @@ def apply_tensor_parallel(model: nn.Module, tp_mesh: Any, sequence_parallel: boo
         # Both split the weight by vocabulary rows (Shard(0)): one DTensor can
         # serve both, as Megatron's vocab-parallel embedding and head share it.
         model.output.weight = model.tok_embeddings.weight
+    if model.tok_embeddings is not None:
+        # DTensor's embedding backward yields a replicated (whole) gradient for
+        # the row-sharded weight: every rank would hold the full vocabulary's
+        # gradient. Keep only this rank's rows (a local slice, no communication).
+        model.tok_embeddings.weight.register_post_accumulate_grad_hook(_grad_like_param)
     for block in model.layers.values():
         plan: dict[str, Any] = {
             # attention(x, rope, mask, cache): only x is laid out; the rest pass as they are.
