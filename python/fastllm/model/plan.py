@@ -82,12 +82,19 @@ def flops_per_token(c: ModelConfig, seq_len: int) -> dict[str, float]:
     return {"n_matmul": n_mm, "dense": dense, "attention": attention, "total": dense + attention}
 
 
-def model_state_parts(n_params: int, gpus: int) -> dict[str, tuple[float, float, float]]:
+def model_state_parts(
+    n_params: int,
+    gpus: int,
+    bytes_per_param: tuple[float, float, float] = (WEIGHT_BYTES, GRAD_BYTES, OPTIM_BYTES),
+) -> dict[str, tuple[float, float, float]]:
     """(weights, grads, optimizer states) bytes per GPU for each strategy, Φ
     parameters data-parallel over N GPUs: ZeRO-1 shards the optimizer states,
-    ZeRO-2 the gradients too, ZeRO-3 the weights too."""
+    ZeRO-2 the gradients too, ZeRO-3 the weights too. ``bytes_per_param``:
+    (weight, grad, optimizer) bytes of one parameter — mixed-precision Adam's
+    (2, 2, 12) by default; fp32 AdamW is (4, 4, 8)."""
     phi, n = float(n_params), gpus
-    w, g, o = WEIGHT_BYTES * phi, GRAD_BYTES * phi, OPTIM_BYTES * phi
+    wb, gb, ob = bytes_per_param
+    w, g, o = wb * phi, gb * phi, ob * phi
     return {
         "ddp": (w, g, o),
         "zero1": (w, g, o / n),
