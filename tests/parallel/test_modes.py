@@ -1,7 +1,8 @@
 """Each parallel layout, run under torchrun with gloo, trains exactly as one
 process on the same global batch: 5 AdamW steps of the tiny model in fp32 with
 gradient accumulation and clipping give per-step losses and final parameters
-within 1e-5 of the single-process run. The final parameters are read back
+within 1e-5 of the single-process run (TP with sequence parallelism and the
+vocabulary-parallel loss unless the mode says otherwise). The final parameters are read back
 from the run's DCP checkpoint on one process (a resharding load)."""
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ MODES = {
     "hsdp_2x2": (4, {"dp_replicate": 2, "dp_shard": 2}),
     "tp2_sp": (2, {"tp": 2, "dp_shard": 1}),
     "tp2_no_sp": (2, {"tp": 2, "dp_shard": 1, "sequence_parallel": False}),
+    "tp2_gathered_logits": (2, {"tp": 2, "dp_shard": 1, "loss_parallel": False}),
     "dp2_tp2": (4, {"dp_shard": 2, "tp": 2}),
     "tp2_tied": (2, {"tp": 2, "dp_shard": 1}, {"tie_embeddings": True}),
     "pp2_gpipe": (2, {"pp": 2, "dp_shard": 1, "pp_schedule": "gpipe"}),

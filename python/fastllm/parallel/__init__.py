@@ -8,9 +8,12 @@ from fastllm.parallel.parallelize import (
     apply_fsdp,
     apply_tensor_parallel,
     clip_grad_norm,
+    local_value,
+    loss_context,
     no_sync,
     parallelize,
     sharded_optimizer,
+    uses_loss_parallel,
 )
 from fastllm.parallel.zero import ZeroOne
 
@@ -27,9 +30,12 @@ __all__ = [
     "barrier",
     "build_mesh",
     "clip_grad_norm",
+    "local_value",
+    "loss_context",
     "no_sync",
     "parallelize",
     "setup",
     "sharded_optimizer",
     "teardown",
+    "uses_loss_parallel",
 ]

@@ -70,6 +70,11 @@ class ParallelConfig(Section):
         "backward), 1 (optimizer states sharded; parameters and gradients whole)",
     )
     sequence_parallel: bool = knob(True, "tp: shard the norms' activations along the sequence")
+    loss_parallel: bool = knob(
+        True,
+        "tp: cross-entropy on vocabulary-sharded logits (no all-gather of the logits); "
+        "not under pp, whose stages pass plain tensors",
+    )
     param_dtype: Literal["fp32", "bf16"] = knob("fp32", "FSDP2 mixed precision: dtype of the gathered parameters")
     reduce_dtype: Literal["fp32", "bf16"] = knob("fp32", "FSDP2 mixed precision: dtype of gradient reduction")
     cpu_offload: bool = knob(False, "FSDP2: keep sharded parameters, gradients and optimizer states on the CPU")

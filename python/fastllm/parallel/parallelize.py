@@ -45,13 +45,17 @@ def _grad_like_param(p: torch.Tensor) -> None:
         p.grad = p.grad.redistribute(p.device_mesh, p.placements)
 
 
-def apply_tensor_parallel(model: nn.Module, tp_mesh: Any, sequence_parallel: bool) -> None:
+def apply_tensor_parallel(
+    model: nn.Module, tp_mesh: Any, sequence_parallel: bool, loss_parallel: bool = False
+) -> None:
     """Megatron's split of each block over ``tp_mesh``: q/k/v and w1/w3
     column-wise (each rank a slice of the heads / hidden units), o and w2
     row-wise; the embedding row-wise and the head column-wise (both by
     vocabulary rows, so a tied weight stays one tensor). With sequence
     parallelism the norms and the residual stream hold a slice of the
-    sequence, gathered before attention and the MLP."""
+    sequence, gathered before attention and the MLP. With ``loss_parallel``
+    the head's logits stay sharded by vocabulary (a DTensor): the loss runs
+    under :func:`loss_context`, and no rank ever holds a whole row of logits."""
     from torch.distributed.tensor import Replicate, Shard
     from torch.distributed.tensor.parallel import (
         ColwiseParallel,
@@ -64,7 +68,11 @@ def apply_tensor_parallel(model: nn.Module, tp_mesh: Any, sequence_parallel: boo
     stream = Shard(1) if sequence_parallel else Replicate()
     top: dict[str, Any] = {
         "tok_embeddings": RowwiseParallel(input_layouts=Replicate(), output_layouts=stream),
-        "output": ColwiseParallel(input_layouts=stream, output_layouts=Replicate()),
+        "output": ColwiseParallel(
+            input_layouts=stream,
+            output_layouts=Shard(-1) if loss_parallel else Replicate(),
+            use_local_output=not loss_parallel,
+        ),
     }
     if sequence_parallel:
         top["norm"] = SequenceParallel()
@@ -142,7 +150,9 @@ def parallelize(model: nn.Module, config: Any, mesh: Mesh) -> nn.Module:
     if d.pp > 1:
         keep_stage(model, mesh.pp_rank, d.pp, virtual)
     if d.tp > 1:
-        apply_tensor_parallel(model, mesh["tp"], config.parallel.sequence_parallel)
+        apply_tensor_parallel(
+            model, mesh["tp"], config.parallel.sequence_parallel, uses_loss_parallel(config, mesh)
+        )
     if c.activation_checkpointing:
         apply_activation_checkpointing(model)
     net: nn.Module = model
@@ -168,6 +178,29 @@ def parallelize(model: nn.Module, config: Any, mesh: Mesh) -> nn.Module:
             process_group=mesh.dp_group,
         )
     return net
+
+
+def uses_loss_parallel(config: Any, mesh: Mesh) -> bool:
+    """Whether the head's logits stay vocabulary-sharded (tp without pp)."""
+    d = mesh.degrees
+    return config.parallel.loss_parallel and d.tp > 1 and d.pp == 1
+
+
+def loss_context(enabled: bool) -> contextlib.AbstractContextManager:
+    """``torch.distributed.tensor.parallel.loss_parallel()`` when ``enabled``:
+    cross-entropy on vocabulary-sharded logits, around forward *and* backward."""
+    if not enabled:
+        return contextlib.nullcontext()
+    from torch.distributed.tensor.parallel import loss_parallel
+
+    return loss_parallel()
+
+
+def local_value(t: torch.Tensor) -> torch.Tensor:
+    """A replicated DTensor's value as a plain tensor (or ``t`` itself)."""
+    from torch.distributed.tensor import DTensor
+
+    return t.full_tensor() if isinstance(t, DTensor) else t
 
 
 def sharded_optimizer(model: nn.Module, config: Any, mesh: Mesh) -> ZeroOne | None:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fastllm.parallel import Mesh, ZeroOne, clip_grad_norm, no_sync
+from fastllm.parallel import Mesh, ZeroOne, clip_grad_norm, local_value, loss_context, no_sync
 from fastllm.train.objectives import IGNORE, Objective, token_loss_sums
 
 Batch = dict[str, torch.Tensor]
@@ -49,8 +49,10 @@ class Engine:
         autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
         mesh: Mesh | None = None,
         zero_one: ZeroOne | None = None,
+        loss_parallel: bool = False,
     ) -> None:
         self.model = model
+        self.loss_parallel = loss_parallel
         self.zero_one = zero_one
         self.module = module
         self.optimizer = optimizer
@@ -80,11 +82,11 @@ class Engine:
     ) -> dict[str, torch.Tensor]:
         """Forward and backward of one micro-batch, its summed loss times
         ``scale``; returns the objective's summed metrics (unscaled)."""
-        with self.accumulate(sync):
+        with self.accumulate(sync), loss_context(self.loss_parallel):
             with self.autocast():
                 out = objective(self.module, batch)
             self.backward(out.loss * scale)
-        return out.metrics
+        return {k: local_value(v) for k, v in out.metrics.items()}
 
     def reduce_metrics(self, sums: torch.Tensor) -> torch.Tensor:
         """Metrics summed over whatever holds parts of them (pipeline stages)."""
@@ -93,9 +95,9 @@ class Engine:
     @torch.no_grad()
     def eval_sums(self, batch: Batch) -> torch.Tensor:
         """[summed next-token loss, target tokens] of one validation batch."""
-        with self.autocast():
+        with self.autocast(), loss_context(self.loss_parallel):
             logits = self.model(batch["input_ids"], position_ids=batch.get("position_ids"))
-        ce, _ = token_loss_sums(logits, batch["labels"])
+            ce = local_value(token_loss_sums(logits, batch["labels"])[0])
         return torch.stack([ce.double(), (batch["labels"] != IGNORE).sum().double()])
 
     def clip_grad_norm(self, max_norm: float) -> float:

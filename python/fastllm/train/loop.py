@@ -33,7 +33,14 @@ from fastllm.config import ConfigError
 from fastllm.io.atomic import write_bytes_atomic, write_text_atomic
 from fastllm.model.plan import H100_BF16_TFLOPS, flops_per_token
 from fastllm.optim import route_parameters, routing_summary
-from fastllm.parallel import Mesh, build_mesh, parallelize, setup, sharded_optimizer
+from fastllm.parallel import (
+    Mesh,
+    build_mesh,
+    parallelize,
+    setup,
+    sharded_optimizer,
+    uses_loss_parallel,
+)
 from fastllm.train import checkpoint as ckpt
 from fastllm.train.config import TrainConfig
 from fastllm.train.data import DataSource, DataSpec, resolve
@@ -103,6 +110,7 @@ class Trainer:
             autocast=self._autocast,
             mesh=self.mesh,
             zero_one=sharded_optimizer(self.model, config, self.mesh),
+            loss_parallel=uses_loss_parallel(config, self.mesh),
             **extra,
         )
         self.optimizer = optimizer
