@@ -104,11 +104,12 @@ def test_spike_guard_judges_outliers_against_the_running_median():
     assert restored.check(6.5, 1.0) == "loss_spike"
 
 
-def test_activation_checkpointing_gives_the_same_training(tmp_path):
+@pytest.mark.parametrize("mode", ["full", "selective", True])
+def test_activation_checkpointing_gives_the_same_training(tmp_path, mode):
     train, _ = data()
     plain = Trainer(config(tmp_path / "a", train={"steps": 4}), train, log=lambda _: None)
     ckpt = Trainer(
-        config(tmp_path / "b", train={"steps": 4, "activation_checkpointing": True}),
+        config(tmp_path / "b", train={"steps": 4, "activation_checkpointing": mode}),
         train,
         log=lambda _: None,
     )
@@ -116,6 +117,40 @@ def test_activation_checkpointing_gives_the_same_training(tmp_path):
     for x, y in zip(plain.fit(), ckpt.fit(), strict=True):
         assert y["loss"] == pytest.approx(x["loss"], rel=1e-6)
         assert y["grad_norm"] == pytest.approx(x["grad_norm"], rel=1e-5)
+
+
+def test_selective_checkpointing_keeps_matmuls_and_recomputes_the_rest():
+    """Ops run by backward: full checkpointing redoes the blocks' matmuls,
+    selective does not (it kept their outputs) but redoes the pointwise ops
+    (the norms' rsqrt) that no checkpointing never redoes."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from fastllm.model import Decoder
+    from fastllm.parallel import apply_activation_checkpointing
+
+    class Count(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops: dict[str, int] = {}
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            self.ops[name] = self.ops.get(name, 0) + 1
+            return func(*args, **(kwargs or {}))
+
+    backward = {}
+    for mode in ("none", "selective", "full"):
+        torch.manual_seed(0)
+        model = Decoder(config("/tmp/unused").model)
+        apply_activation_checkpointing(model, mode)
+        loss = model(torch.randint(0, 64, (2, 16))).sum()
+        with Count() as count:
+            loss.backward()
+        backward[mode] = count.ops
+    mm = {m: ops.get("mm", 0) for m, ops in backward.items()}
+    rsqrt = {m: ops.get("rsqrt", 0) for m, ops in backward.items()}
+    assert mm["selective"] == mm["none"] < mm["full"], mm
+    assert rsqrt["none"] < rsqrt["selective"] == rsqrt["full"], rsqrt
 
 
 def test_z_loss_is_added_and_logged(tmp_path):

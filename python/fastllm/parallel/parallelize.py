@@ -26,15 +26,50 @@ from fastllm.parallel.pipeline import keep_stage, stage_chunks
 from fastllm.parallel.zero import ZeroOne
 
 
-def apply_activation_checkpointing(model: nn.Module) -> None:
+def _selective_policy() -> Callable:
+    """Which ops' outputs a selectively checkpointed block keeps: the matmuls
+    and attention (costly to redo), as torchtitan's op-level selective AC;
+    norms, activations and other pointwise ops are recomputed."""
+    from torch.utils.checkpoint import CheckpointPolicy
+
+    aten = torch.ops.aten
+    save = {aten.mm.default, aten.addmm.default, aten.bmm.default, aten.linear.default}
+    for name in (
+        "_scaled_dot_product_efficient_attention",
+        "_scaled_dot_product_flash_attention",
+        "_scaled_dot_product_flash_attention_for_cpu",
+        "_scaled_dot_product_cudnn_attention",
+    ):
+        if hasattr(aten, name):
+            save.add(getattr(aten, name).default)
+
+    def policy(ctx: Any, op: Any, *args: Any, **kwargs: Any) -> Any:
+        return CheckpointPolicy.MUST_SAVE if op in save else CheckpointPolicy.PREFER_RECOMPUTE
+
+    return policy
+
+
+def apply_activation_checkpointing(model: nn.Module, mode: str | bool = "full") -> None:
     """Recompute each block in backward (``torch.utils.checkpoint``), applied from
     outside the model: the block's ``forward`` is wrapped on the instance, so
-    parameter names and state dicts stay as they are."""
+    parameter names and state dicts stay as they are. ``mode``: ``full``
+    keeps only each block's input; ``selective`` also keeps its matmul and
+    attention outputs (:func:`_selective_policy`)."""
+    mode = {True: "full", False: "none"}.get(mode, mode)  # type: ignore[arg-type]
+    if mode == "none":
+        return
+    extra: dict[str, Any] = {}
+    if mode == "selective":
+        from functools import partial
+
+        from torch.utils.checkpoint import create_selective_checkpoint_contexts
+
+        extra["context_fn"] = partial(create_selective_checkpoint_contexts, _selective_policy())
     for block in model.layers.values():
         inner = block.forward
 
         def forward(*args: Any, _inner: Callable = inner, **kwargs: Any) -> torch.Tensor:
-            return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
+            return checkpoint(_inner, *args, use_reentrant=False, **extra, **kwargs)
 
         block.forward = forward
 
@@ -153,8 +188,7 @@ def parallelize(model: nn.Module, config: Any, mesh: Mesh) -> nn.Module:
         apply_tensor_parallel(
             model, mesh["tp"], config.parallel.sequence_parallel, uses_loss_parallel(config, mesh)
         )
-    if c.activation_checkpointing:
-        apply_activation_checkpointing(model)
+    apply_activation_checkpointing(model, c.activation_checkpointing)
     net: nn.Module = model
     if c.compile:
         for block in model.layers.values():

@@ -36,7 +36,12 @@ class LoopConfig(Section):
     clip: float = knob(1.0, "max global gradient norm; 0 = no clipping (norm still logged)")
     dtype: Literal["bf16", "fp16", "fp32"] = knob("bf16", "autocast dtype: bf16, fp16 (with loss scaling) or fp32")
     compile: bool = knob(False, "torch.compile the model")
-    activation_checkpointing: bool = knob(False, "recompute each block's activations in backward")
+    activation_checkpointing: Literal["none", "full", "selective"] | bool = knob(
+        "none",
+        "recompute activations in backward: none, full (each block), selective (each block "
+        "keeps its matmul and attention outputs, recomputes norms and pointwise ops); "
+        "true = full, false = none",
+    )
     z_loss: float = knob(0.0, "weight of mean(logsumexp(logits)²) in the loss (PaLM: 1e-4)")
     spike_factor: float = knob(3.0, "skip an update whose loss exceeds this × the running median; 0 = off")
     spike_norm_factor: float = knob(10.0, "skip an update whose grad norm exceeds this × the running median; 0 = off")
