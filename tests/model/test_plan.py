@@ -207,3 +207,13 @@ def test_layout_errors_from_the_function():
         plan(SMALL, gpus=8, pp=8)  # 4 layers
     with pytest.raises(ConfigError, match="plan.gpus"):
         plan(SMALL, gpus=6, tp=2, pp=2)
+
+
+def test_interleaved_stages_shrink_the_bubble():
+    from fastllm.model.plan import bubble_fraction
+
+    assert bubble_fraction(4, 8) == pytest.approx(3 / 11)
+    assert bubble_fraction(4, 8, virtual=2) == pytest.approx(3 / 19)
+    assert main(["--config", "gpt3-175b", "--gpus", "1024", "--tp", "8", "--pp", "8", "--microbatches", "64", "--virtual", "2"]) == 0
+    with pytest.raises(ConfigError, match="plan.pp_virtual"):
+        plan(SMALL, gpus=4, pp=2, virtual=SMALL.n_layers)

@@ -189,9 +189,11 @@ def activation_bytes(c: ModelConfig, batch: int, seq_len: int, checkpointing: bo
     return float(batch * seq_len * per_token)
 
 
-def bubble_fraction(pp: int, microbatches: int) -> float:
-    """Idle fraction of a GPipe or 1F1B pipeline: (p − 1)/(m + p − 1)."""
-    return (pp - 1) / (microbatches + pp - 1)
+def bubble_fraction(pp: int, microbatches: int, virtual: int = 1) -> float:
+    """Idle fraction of a pipeline step, (p − 1)/(m + p − 1) for GPipe and 1F1B;
+    interleaved 1F1B with ``virtual`` stages per rank shrinks the warm-up and
+    cool-down ``virtual``-fold: (p − 1)/(v·m + p − 1) (Narayanan et al. 2021)."""
+    return (pp - 1) / (virtual * microbatches + pp - 1)
 
 
 def stage_activation_bytes(
@@ -272,6 +274,7 @@ class Plan:
     zero: int = 1
     offload: str = "none"
     stages: tuple[Stage, ...] = ()
+    virtual: int = 1
 
     @property
     def strategy(self) -> str:
@@ -280,8 +283,8 @@ class Plan:
 
     @property
     def bubble(self) -> float:
-        """Pipeline idle fraction (p − 1)/(m + p − 1)."""
-        return bubble_fraction(self.pp, self.microbatches)
+        """Pipeline idle fraction (p − 1)/(v·m + p − 1)."""
+        return bubble_fraction(self.pp, self.microbatches, self.virtual)
 
     @property
     def chinchilla_tokens(self) -> float:
@@ -332,10 +335,12 @@ def plan(
     microbatches: int | None = None,
     zero: int = 1,
     offload: str = "none",
+    virtual: int = 1,
 ) -> Plan:
     """The plan of ``config`` on ``gpus`` = tp × pp × dp GPUs (``dp`` none:
     gpus / (tp·pp)); ``microbatches`` (m, none: pp) per pipeline step of
-    ``batch`` sequences each; ``zero`` picks the headline strategy."""
+    ``batch`` sequences each; ``zero`` picks the headline strategy;
+    ``virtual`` stages per rank (interleaved 1F1B) enter the bubble."""
     seq_len = config.max_seq_len if seq_len is None else seq_len
     for name, v in (("batch", batch), ("seq", seq_len), ("gpus", gpus)):
         if v < 1:
@@ -356,6 +361,11 @@ def plan(
     m = pp if microbatches is None else microbatches
     if m < 1:
         raise ConfigError("plan.pp_microbatches", f"must be >= 1, got {m}")
+    if virtual < 1 or config.n_layers < pp * virtual:
+        raise ConfigError(
+            "plan.pp_virtual",
+            f"{virtual} stages per rank × pp {pp} for model.n_layers={config.n_layers}",
+        )
     if zero not in (0, 1, 2, 3):
         raise ConfigError("plan.zero", f"must be 0 (ddp), 1, 2 or 3, got {zero}")
     if offload not in OFFLOADS:
@@ -387,6 +397,7 @@ def plan(
         zero=zero,
         offload=offload,
         stages=tuple(stages),
+        virtual=virtual,
     )
 
 
@@ -487,8 +498,14 @@ def report(p: Plan, name: str = "") -> str:
                 + ("  ← must fit" if st is worst else "")
             )
         lines += [
-            f"  pipeline bubble (p − 1)/(m + p − 1) = {p.pp - 1}/{p.microbatches + p.pp - 1} "
-            f"= {p.bubble:.1%} (m = {p.microbatches} micro-batches)",
+            (
+                f"  pipeline bubble (p − 1)/(m + p − 1) = {p.pp - 1}/{p.microbatches + p.pp - 1} "
+                f"= {p.bubble:.1%} (m = {p.microbatches} micro-batches)"
+                if p.virtual == 1
+                else f"  pipeline bubble (p − 1)/(v·m + p − 1) = {p.pp - 1}/"
+                f"{p.virtual * p.microbatches + p.pp - 1} = {p.bubble:.1%} (m = {p.microbatches} "
+                f"micro-batches, v = {p.virtual} stages per GPU, interleaved 1F1B)"
+            ),
         ]
     lines += [
         "",
@@ -525,6 +542,7 @@ class PlanConfig(Section):
     pp: int = knob(1, "pipeline-parallel degree (stages)")
     dp: int = knob(0, "data-parallel degree (N in the ZeRO formulas); 0 = gpus / (tp × pp)")
     pp_microbatches: int = knob(0, "pipeline micro-batches per step (m in the bubble); 0 = pp")
+    pp_virtual: int = knob(1, "pipeline stages per GPU (interleaved 1F1B: v in the bubble)")
     zero: int = knob(1, "the strategy to headline: 0 = ddp, 1, 2, 3 = ZeRO stage (all are printed)")
     offload: Literal["none", "optimizer", "all"] = knob(
         "none", "to the CPU: optimizer states, or all model states (weights, grads, optimizer)"
@@ -579,6 +597,7 @@ class PlanConfig(Section):
             microbatches=self.pp_microbatches or None,
             zero=self.zero,
             offload=self.offload,
+            virtual=self.pp_virtual,
         )
 
 
@@ -598,6 +617,7 @@ FLAGS = {
     "--pp": ("plan.pp", "pipeline-parallel degree"),
     "--dp": ("plan.dp", "data-parallel degree (default: gpus / (tp × pp))"),
     "--microbatches": ("plan.pp_microbatches", "pipeline micro-batches per step (default: pp)"),
+    "--virtual": ("plan.pp_virtual", "pipeline stages per GPU (interleaved 1F1B; default 1)"),
     "--zero": ("plan.zero", "strategy to headline: 0 = ddp, 1, 2, 3"),
     "--offload": ("plan.offload", "none, optimizer or all (model states to the CPU)"),
     "--mfu": ("plan.mfu", "model FLOPs utilization for the time estimate"),
