@@ -94,3 +94,25 @@ def test_layout_equals_one_process(tmp_path, tmp_path_factory, mode):
     )
     print(f"{mode}: max relative parameter difference {worst:.2e}")
     assert worst < 1e-5
+
+
+def test_fsdp_on_one_process_equals_the_plain_run(tmp_path, tmp_path_factory):
+    """``parallel.fsdp_one_process``: the ZeRO-3 code path (a process group and
+    mesh of one, FSDP2 per block then root) trains as the plain run does."""
+    from torch.distributed.fsdp import FSDPModule
+
+    from fastllm.parallel import teardown
+
+    overrides = copy.deepcopy(BASE)
+    losses, _, params = _single(tmp_path_factory, overrides)
+    overrides["parallel"] = {"fsdp_one_process": True}
+    try:
+        trainer = Trainer(config(tmp_path, **overrides), *data(), log=lambda _: None)
+        assert isinstance(trainer.model, FSDPModule) and trainer.mesh.device_mesh is not None
+        got = [r["loss"] for r in trainer.fit()]
+    finally:
+        teardown()
+    assert got == pytest.approx(losses, rel=1e-5)
+    model, _, _ = load_model(tmp_path)
+    for name, value in model.state_dict().items():
+        assert float((value - params[name]).norm() / params[name].norm()) < 1e-5, name

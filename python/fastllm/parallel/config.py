@@ -78,6 +78,11 @@ class ParallelConfig(Section):
     param_dtype: Literal["fp32", "bf16"] = knob("fp32", "FSDP2 mixed precision: dtype of the gathered parameters")
     reduce_dtype: Literal["fp32", "bf16"] = knob("fp32", "FSDP2 mixed precision: dtype of gradient reduction")
     cpu_offload: bool = knob(False, "FSDP2: keep sharded parameters, gradients and optimizer states on the CPU")
+    fsdp_one_process: bool = knob(
+        False,
+        "wrap with FSDP2 even on one process (the ZeRO-3 code path and mixed-precision "
+        "policy on one GPU; a process group of one is created)",
+    )
 
     def validate(self) -> None:
         check(self.dp_replicate >= 1, "dp_replicate", f"must be >= 1, got {self.dp_replicate}")

@@ -31,8 +31,9 @@ class DistInfo:
         return self.world_size > 1
 
 
-def setup(device: str = "auto", timeout_s: float = 600.0) -> DistInfo:
-    """This process's rank and device; initializes the process group under torchrun."""
+def setup(device: str = "auto", timeout_s: float = 600.0, group_of_one: bool = False) -> DistInfo:
+    """This process's rank and device; initializes the process group under
+    torchrun (and, with ``group_of_one``, for a single process too)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -45,6 +46,15 @@ def setup(device: str = "auto", timeout_s: float = 600.0) -> DistInfo:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(
             backend="nccl" if use_cuda else "gloo",
+            timeout=timedelta(seconds=timeout_s),
+            device_id=dev if use_cuda else None,
+        )
+    if world == 1 and group_of_one and not dist.is_initialized():
+        dist.init_process_group(
+            backend="nccl" if use_cuda else "gloo",
+            store=dist.HashStore(),
+            rank=0,
+            world_size=1,
             timeout=timedelta(seconds=timeout_s),
             device_id=dev if use_cuda else None,
         )

@@ -98,8 +98,9 @@ def build_mesh(info: DistInfo, config: ParallelConfig | None = None) -> Mesh:
     """The mesh of ``info``'s world laid out as ``config`` says (by default
     every process is one FSDP shard, ``dp_shard`` = the world size, as in
     torchtitan)."""
-    degrees = (config or ParallelConfig()).degrees(info.world_size)
-    if not info.distributed:
+    config = config or ParallelConfig()
+    degrees = config.degrees(info.world_size)
+    if not info.distributed and not (config.fsdp_one_process and dist.is_initialized()):
         return Mesh(info, degrees)
     from torch.distributed.device_mesh import init_device_mesh
 

@@ -200,7 +200,11 @@ def parallelize(model: nn.Module, config: Any, mesh: Mesh) -> nn.Module:
         net = nn.ModuleList(roots)  # one module per local stage, sharing model's parameters
     if config.parallel.zero == 1:
         return net  # ZeRO-1 reduces gradients itself (sharded_optimizer)
-    fsdp = d.dp_shard > 1 or (d.dp > 1 and (d.tp > 1 or d.pp > 1 or config.parallel.cpu_offload))
+    fsdp = (
+        d.dp_shard > 1
+        or (d.dp > 1 and (d.tp > 1 or d.pp > 1 or config.parallel.cpu_offload))
+        or (config.parallel.fsdp_one_process and mesh.device_mesh is not None)
+    )
     if fsdp:
         dp_mesh = mesh["dp_replicate", "dp_shard"] if d.dp_replicate > 1 else mesh["dp_shard"]
         apply_fsdp(model, dp_mesh, config, roots)

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as e:  # every rank says which one failed, then the traceback
         print(f"{_rank()}training failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         raise
-    if trainer.dist.distributed:
+    if trainer.mesh.device_mesh is not None:
         teardown()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -84,7 +84,8 @@ class Trainer:
     ) -> None:
         self.config = config
         c = config.train
-        self.mesh: Mesh = build_mesh(setup(c.device, c.dist_timeout_s), config.parallel)
+        info = setup(c.device, c.dist_timeout_s, group_of_one=config.parallel.fsdp_one_process)
+        self.mesh: Mesh = build_mesh(info, config.parallel)
         self.dist = self.mesh.info
         self.device = self.mesh.device
         self.log = log if self.mesh.is_main else (lambda _msg: None)
