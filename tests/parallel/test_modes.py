@@ -44,6 +44,8 @@ MODES = {
     "pp2_gpipe": (2, {"pp": 2, "dp_shard": 1, "pp_schedule": "gpipe"}),
     "pp2_1f1b": (2, {"pp": 2, "dp_shard": 1, "pp_schedule": "1f1b"}),
     "pp2_dp2": (4, {"pp": 2, "dp_shard": 2}),
+    # Packed documents: every stage masks attention by the position ids.
+    "pp2_documents": (2, {"pp": 2, "dp_shard": 1}, {}, {"data": {"eos_id": 7}}),
     "pp2_v2_interleaved": (2, {**INTERLEAVED, "dp_shard": 1}, {"n_layers": 4}),
     "pp2_v2_dp2": (4, {**INTERLEAVED, "dp_shard": 2, "pp_microbatches": 2}, {"n_layers": 4}),
     "pp2_v2_tp2": (4, {**INTERLEAVED, "dp_shard": 1, "tp": 2}, {"n_layers": 4}),
@@ -60,7 +62,8 @@ def _single(tmp_path_factory, overrides: dict) -> tuple:
     key = repr(overrides)
     if key not in _SINGLE:
         out = tmp_path_factory.mktemp("single")
-        trainer = Trainer(config(out, **overrides), *data(), log=lambda _: None)
+        cfg = config(out, **overrides)
+        trainer = Trainer(cfg, *data(eos_id=cfg.data.eos_id), log=lambda _: None)
         records = trainer.fit()
         params = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
         _SINGLE[key] = [r["loss"] for r in records], [r["grad_norm"] for r in records], params
@@ -71,7 +74,8 @@ def _single(tmp_path_factory, overrides: dict) -> tuple:
 def test_layout_equals_one_process(tmp_path, tmp_path_factory, mode):
     nproc, parallel, *model = MODES[mode]
     overrides = copy.deepcopy(BASE)
-    overrides["model"].update(*model)
+    overrides["model"].update(*model[:1])
+    overrides.update(copy.deepcopy(model[1]) if len(model) > 1 else {})
     losses, norms, params = _single(tmp_path_factory, overrides)
     overrides["parallel"] = parallel
     t0 = time.perf_counter()

@@ -20,7 +20,7 @@ def main() -> None:
     out_dir, overrides = sys.argv[1], json.loads(sys.argv[2])
     until = int(sys.argv[3]) if len(sys.argv) > 3 else None
     cfg = config(out_dir, **overrides)
-    trainer = Trainer(cfg, *data(), log=lambda _: None)
+    trainer = Trainer(cfg, *data(eos_id=cfg.data.eos_id), log=lambda _: None)
     records = trainer.fit(until=until)
     result = {
         "rank": trainer.dist.rank,

@@ -43,7 +43,11 @@ def config(out_dir: str | Path, **sections: dict[str, Any]) -> TrainConfig:
     return TrainConfig.from_dict(base)
 
 
-def data(seed: int = 0):
-    """(train, validation) factories over :func:`tokens`."""
+def data(seed: int = 0, eos_id: int | None = None):
+    """(train, validation) factories over :func:`tokens` (with ``eos_id``:
+    documents end at that token, and batches carry their position ids)."""
     t = tokens(seed=seed)
-    return TokenStream.factory(t[:3500]), TokenStream.factory(t[3500:], shuffle=False)
+    return (
+        TokenStream.factory(t[:3500], eos_id=eos_id),
+        TokenStream.factory(t[3500:], shuffle=False, eos_id=eos_id),
+    )

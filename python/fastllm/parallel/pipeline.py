@@ -130,17 +130,24 @@ class PipelineRunner:
         kind = {"gpipe": ScheduleGPipe, "1f1b": Schedule1F1B}[p.pp_schedule]
         self.schedule = kind(self.stages[0], p.microbatches, loss_fn=loss_fn, scale_grads=False)
 
+    def _inputs(self, batch: dict[str, torch.Tensor]) -> tuple[tuple, dict, Any]:
+        """(args, kwargs, target) of one schedule call: the tokens enter the
+        first stage; ``position_ids`` (documents packed in a row) go to every
+        stage as a keyword, since each stage's attention masks by them; the
+        labels reach the last."""
+        args = (batch["input_ids"],) if self.first else ()
+        kwargs = {"position_ids": batch["position_ids"]} if "position_ids" in batch else {}
+        return args, kwargs, batch["labels"] if self.last else None
+
     def step(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """The micro-batches' losses (on the last stage; empty elsewhere)."""
         losses: list[torch.Tensor] = []
-        args = (batch["input_ids"],) if self.first else ()
-        target = batch["labels"] if self.last else None
-        self.schedule.step(*args, target=target, losses=losses, return_outputs=False)
+        args, kwargs, target = self._inputs(batch)
+        self.schedule.step(*args, target=target, losses=losses, return_outputs=False, **kwargs)
         return losses
 
     def evaluate(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         losses: list[torch.Tensor] = []
-        args = (batch["input_ids"],) if self.first else ()
-        target = batch["labels"] if self.last else None
-        self.schedule.eval(*args, target=target, losses=losses)
+        args, kwargs, target = self._inputs(batch)
+        self.schedule.eval(*args, target=target, losses=losses, **kwargs)
         return losses

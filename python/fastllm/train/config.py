@@ -188,11 +188,6 @@ class TrainConfig(Section):
                 "objective.name",
                 "pipeline parallelism trains causal_lm without z_loss",
             )
-            check(
-                self.data.eos_id is None,
-                "data.eos_id",
-                "document masking (position ids) does not cross pipeline stages yet; leave it unset",
-            )
         check(
             not (self.parallel.zero == 1 and self.train.dtype == "fp16"),
             "train.dtype",
