@@ -5,7 +5,8 @@ kept (``pp``), tensor (and sequence)
 parallelism on the ``tp`` sub-mesh, activation checkpointing on each block,
 ``torch.compile`` per block, then data parallelism — FSDP2 ``fully_shard`` per block
 and then the root on the ``dp_shard`` (or, for HSDP, ``dp_replicate ×
-dp_shard``) sub-mesh, or DDP when only ``dp_replicate`` is above 1. The
+dp_shard``) sub-mesh, or DDP when only ``dp_replicate`` is above 1 (none
+under ``backend = "deepspeed"``: its engine wraps the model). The
 Trainer only calls :func:`parallelize`, :func:`no_sync` and
 :func:`clip_grad_norm`, and never unwraps what they return.
 """
@@ -132,6 +133,8 @@ def parallelize(model: nn.Module, config: Any, mesh: Mesh) -> nn.Module:
     if c.compile:
         for block in model.layers.values():
             block.compile()  # in place: parameter names stay as they are
+    if config.parallel.backend == "deepspeed":
+        return net  # the DeepSpeed engine does data parallelism (parallel/deepspeed.py)
     fsdp = d.dp_shard > 1 or (d.dp > 1 and (d.tp > 1 or d.pp > 1 or config.parallel.cpu_offload))
     if fsdp:
         apply_fsdp(

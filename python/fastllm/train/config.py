@@ -186,6 +186,13 @@ class TrainConfig(Section):
                 "data.eos_id",
                 "document masking (position ids) does not cross pipeline stages yet; leave it unset",
             )
+        if self.parallel.backend == "deepspeed":
+            check(
+                self.optim.name == "adamw",
+                "optim.name",
+                "must be adamw under parallel.backend = 'deepspeed': ZeRO hands the optimizer "
+                "flat partitions of the parameters, and Muon orthogonalizes whole matrices",
+            )
         mask_id = self.objective.mask_id
         check(
             mask_id < self.model.vocab_size,

@@ -12,7 +12,8 @@ one of the whole global batch whatever its split over ranks and micro-batches.
 The seams: ``parallel.parallelize`` wraps the model, the mesh gives the data
 its data-parallel rank, the :class:`~fastllm.train.objectives.Objective`
 says what the loss is, and the :class:`~fastllm.train.engine.Engine` owns
-backward and the optimizer step.
+backward, the optimizer step and checkpoints (``parallel.backend =
+"deepspeed"``: a DeepSpeed engine behind the same interface).
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ class Trainer:
         kind, extra = (
             (PipelineEngine, {"config": config}) if self.mesh.pp_size > 1 else (Engine, {})
         )
+        if config.parallel.backend == "deepspeed":
+            from fastllm.parallel.deepspeed import DeepSpeedEngine
+
+            kind, extra = DeepSpeedEngine, {"config": config}
         self.engine = kind(
             self.model,
             module,
@@ -300,11 +305,9 @@ class Trainer:
             "guard": self.guard.state_dict(),
         }
         rank_state = {"rng": ckpt.rng_state(), "data": self.train_data.state_dict()}
-        return ckpt.save(
+        return self.engine.save_checkpoint(
             self.ckpt_root,
             self.step,
-            self.model,
-            self.optimizer,
             train_state,
             rank_state,
             rank=self.dist.rank,
@@ -315,7 +318,7 @@ class Trainer:
 
     def load(self, path: str | Path) -> None:
         path = ckpt.resolve(path)
-        train_state, rank_state = ckpt.load(path, self.model, self.optimizer, rank=self.dist.rank)
+        train_state, rank_state = self.engine.load_checkpoint(path, rank=self.dist.rank)
         self.step = int(train_state["step"])
         self.engine.load_state_dict(train_state["engine"])
         self.guard.load_state_dict(train_state["guard"])
