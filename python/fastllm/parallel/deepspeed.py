@@ -183,7 +183,10 @@ def _ensure_process_group(device: torch.device) -> None:
     os.environ.setdefault("LOCAL_RANK", "0")
     if not dist.is_initialized():
         dist.init_process_group(
-            "nccl" if device.type == "cuda" else "gloo", store=dist.HashStore(), rank=0, world_size=1
+            "nccl" if device.type == "cuda" else "gloo",
+            store=dist.HashStore(),
+            rank=0,
+            world_size=1,
         )
 
 
@@ -223,7 +226,10 @@ class DeepSpeedEngine(Engine):
         # tables stay float32 (apply_rope computes in float32).
         buffers = {name: b for name, b in self.model.named_buffers()}
         engine, *_ = deepspeed.initialize(
-            model=self.model, optimizer=self.optimizer, config=self.ds_config, dist_init_required=False
+            model=self.model,
+            optimizer=self.optimizer,
+            config=self.ds_config,
+            dist_init_required=False,
         )
         for name, b in buffers.items():
             owner, _, leaf = name.rpartition(".")

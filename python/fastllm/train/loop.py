@@ -88,6 +88,9 @@ class Trainer:
 
         self.model = config.model.build(self.device)
         self.objective: Objective = config.objective.build(config)
+        # Counted before any wrapper: ZeRO-3 leaves empty placeholders in the model.
+        n_params = self.model.num_params()
+        routing = routing_summary(route_parameters(self.model, config.optim))
         # Wrap first: FSDP2 and TP replace the parameters the optimizer must hold.
         module = parallelize(self.model, config, self.mesh)
         optimizer = config.optim.build(self.model)
@@ -142,12 +145,12 @@ class Trainer:
             if tokenizer_path is not None:
                 write_bytes_atomic(self.out_dir / "tokenizer.json", Path(tokenizer_path).read_bytes())
         self.log(
-            f"model: {self.model.num_params():,} parameters; world {self.dist.world_size} "
+            f"model: {n_params:,} parameters; world {self.dist.world_size} "
             f"(data parallel {dp}), objective {config.objective.name}, "
             f"micro-batch {self.micro_batch} × {c.seq}, grad_accum {c.grad_accum}, "
             f"{c.batch * c.seq:,} tokens/step, {c.dtype} on {self.device}"
         )
-        self.log(routing_summary(route_parameters(self.model, config.optim)))
+        self.log(routing)
         found = ckpt.latest(self.ckpt_root) if c.resume else None
         if found is not None:
             self.load(found)

@@ -1,0 +1,230 @@
+"""The DeepSpeed backend trains exactly as one process: ZeRO-1, 2 and 3 (and
+CPU offload of the optimizer, and of the parameters at stage 3) under
+torchrun with gloo, 5 AdamW steps of the tiny model in fp32 with gradient
+accumulation and clipping, give per-step losses and final parameters within
+1e-5 of the single-process run on the same global batch; the final
+parameters are read back from the run's checkpoint on one process. A run
+saved at step 3 and resumed in a new launch continues with the same losses.
+
+The modes run one after another in one torchrun launch (worker.py's
+``runs``): starting torch and DeepSpeed costs more than the training. Config
+checks need no launch."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+
+import pytest
+import torch
+
+from fastllm.config import ConfigError
+from fastllm.train import Trainer
+from fastllm.train.checkpoint import load_model
+
+from ..train.helpers import config, data
+from .launch import torchrun, torchrun_runs
+
+deepspeed = pytest.importorskip("deepspeed", reason="deepspeed is not installed (the test extra)")
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="torch.distributed unavailable"
+)
+
+BASE = {
+    "model": {"tie_embeddings": False},
+    "train": {"steps": 5, "batch": 8, "grad_accum": 2, "clip": 0.5, "dist_timeout_s": 60},
+}
+DS = {"backend": "deepspeed"}
+MODES = {
+    "zero1": {**DS, "zero": 1},
+    "zero2": {**DS, "zero": 2},
+    "zero3": {**DS, "zero": 3},
+    "zero2_offload_optimizer": {**DS, "zero": 2, "offload_optimizer": True},
+    "zero3_offload_param": {**DS, "zero": 3, "offload_optimizer": True, "offload_param": True},
+}
+RESUME = "zero2_saved_at_3"
+
+
+def _with(parallel: dict, **train) -> dict:
+    overrides = copy.deepcopy(BASE)
+    overrides["train"].update(train)
+    return overrides | {"parallel": parallel}
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    """The one-process torch run: per-step losses, norms, validation loss, final parameters."""
+    trainer = Trainer(
+        config(tmp_path_factory.mktemp("single"), **BASE), *data(), log=lambda _: None
+    )
+    records = trainer.fit()
+    params = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    return [r["loss"] for r in records], [r["grad_norm"] for r in records], records[-1], params
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory):
+    """Every mode, and the first 3 steps of the resume test, in one 2-process launch."""
+    out = tmp_path_factory.mktemp("deepspeed")
+    runs = {name: {"overrides": _with(p)} for name, p in MODES.items()}
+    runs[RESUME] = {"overrides": _with(MODES["zero2"], ckpt_every=3), "until": 3}
+    t0 = time.perf_counter()
+    results = torchrun_runs(2, out, runs, timeout=400)
+    print(f"\none launch of {len(runs)} DeepSpeed runs: {time.perf_counter() - t0:.1f} s")
+    return out, results
+
+
+def _rel_params(out_dir, params) -> float:
+    """The largest per-tensor difference (relative to the tensor's norm) of
+    the checkpoint under ``out_dir`` from ``params``, read on one process."""
+    model, _, folder = load_model(out_dir)
+    assert folder.name == "step_00000005"
+    return max(
+        float((value - params[name]).norm() / params[name].norm())
+        for name, value in model.state_dict().items()
+    )
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_zero_stage_equals_one_process(launched, single, mode):
+    out, results = launched
+    losses, norms, last, params = single
+    ranks = results[mode]
+    for r in ranks:  # losses are reduced over the data-parallel ranks: all report the same
+        assert r["losses"] == ranks[0]["losses"]
+        assert r["dp"][1] == 2 and r["micro_batch"] == 2
+    got = ranks[0]["losses"]
+    diff = max(abs(a - b) / abs(b) for a, b in zip(got, losses, strict=True))
+    worst = _rel_params(out / mode, params)
+    print(f"\n{mode}: max rel loss diff {diff:.2e}, max rel parameter diff {worst:.2e}")
+    assert diff < 1e-5, (got, losses)
+    # The norm the spike guard saw before DeepSpeed's step is the global one, before clipping.
+    assert ranks[0]["grad_norms"] == pytest.approx(norms, rel=1e-4)
+    assert ranks[0]["val_loss"] == pytest.approx(last["val_loss"], rel=1e-5)
+    assert worst < 1e-5
+    ds = json.loads((out / mode / "deepspeed.json").read_text())
+    assert ds["zero_optimization"]["stage"] == MODES[mode]["zero"]
+    assert ds["gradient_accumulation_steps"] == 2 and ds["gradient_clipping"] == 0.5
+
+
+def test_resume_at_step_3_continues_as_the_uninterrupted_run(launched, single, tmp_path):
+    out, results = launched
+    losses, _, _, params = single
+    first = results[RESUME][0]
+    assert first["losses"] == pytest.approx(losses[:3], rel=1e-5)
+    step3 = out / RESUME / "checkpoints" / "step_00000003"
+    assert (step3 / ".metadata").is_file() and (step3 / "deepspeed").is_dir()
+    assert not list((out / RESUME / "checkpoints").glob(".tmp-*"))  # committed by rename
+    run = tmp_path / "resumed"
+    shutil.copytree(out / RESUME, run)
+    t0 = time.perf_counter()
+    again = torchrun(2, run, _with(MODES["zero2"], ckpt_every=3), timeout=300)
+    print(f"\nresume launch: {time.perf_counter() - t0:.1f} s")
+    assert all(r["start"] == 3 for r in again)
+    got = again[0]["losses"]
+    diff = max(abs(a - b) / abs(b) for a, b in zip(got, losses[3:], strict=True))
+    worst = _rel_params(run, params)
+    print(f"resumed: max rel loss diff {diff:.2e}, max rel parameter diff {worst:.2e}")
+    assert diff < 1e-5, (got, losses[3:])
+    assert worst < 1e-5
+
+
+def test_a_deepspeed_checkpoint_does_not_resume_under_the_torch_backend(launched, tmp_path):
+    out, _ = launched
+    run = tmp_path / "torch"
+    shutil.copytree(out / RESUME, run)
+    with pytest.raises(ValueError, match="deepspeed engine"):
+        Trainer(config(run, **_with({}, ckpt_every=3)), *data(), log=lambda _: None)
+
+
+# ---- config checks: no launch --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("parallel", "field", "words"),
+    [
+        ({"tp": 2}, "parallel.backend", "data parallelism only"),
+        ({"pp": 2}, "parallel.backend", "data parallelism only"),
+        ({"dp_replicate": 2}, "parallel.dp_replicate", "every process"),
+        ({"zero": 0}, "parallel.zero", "1, 2 or 3"),
+        ({"zero": 2, "offload_param": True}, "parallel.offload_param", "zero = 3"),
+        ({"cpu_offload": True}, "parallel.cpu_offload", "offload_optimizer"),
+        ({"param_dtype": "bf16"}, "parallel.param_dtype", "train.dtype"),
+    ],
+)
+def test_deepspeed_layouts_refused_at_load(tmp_path, parallel, field, words):
+    with pytest.raises(ConfigError, match=words) as e:
+        config(tmp_path, parallel={**DS, **parallel})
+    assert e.value.path == field
+
+
+def test_deepspeed_knobs_refused_under_the_torch_backend(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        config(tmp_path, parallel={"offload_optimizer": True})
+    assert e.value.path == "parallel.offload_optimizer"
+    with pytest.raises(ConfigError, match="2 or 3 under FSDP2"):
+        config(tmp_path, parallel={"zero": 1})
+
+
+def test_muon_refused_under_deepspeed(tmp_path):
+    with pytest.raises(ConfigError, match="flat partitions") as e:
+        config(tmp_path, optim={"name": "muon"}, parallel=DS)
+    assert e.value.path == "optim.name"
+
+
+def test_generated_config(tmp_path):
+    from fastllm.parallel.deepspeed import deepspeed_config
+
+    cfg = config(
+        tmp_path,
+        train={"batch": 16, "grad_accum": 2, "clip": 1.0, "dtype": "bf16"},
+        parallel={**DS, "zero": 3, "offload_optimizer": True, "offload_param": True},
+    )
+    ds = deepspeed_config(cfg, 4)
+    assert ds["train_batch_size"] == 16 and ds["train_micro_batch_size_per_gpu"] == 2
+    assert ds["gradient_accumulation_steps"] == 2 and ds["gradient_clipping"] == 1.0
+    assert ds["bf16"] == {"enabled": True} and ds["fp16"] == {"enabled": False}
+    zero = ds["zero_optimization"]
+    assert zero["stage"] == 3
+    assert zero["offload_optimizer"]["device"] == zero["offload_param"]["device"] == "cpu"
+    assert ds["zero_allow_untested_optimizer"] and not ds["zero_force_ds_cpu_optimizer"]
+
+
+def test_user_json_is_completed_and_checked(tmp_path):
+    from fastllm.parallel.deepspeed import deepspeed_config
+
+    user = tmp_path / "ds.json"
+
+    def with_json(obj, **train):
+        user.write_text(json.dumps(obj))
+        return config(
+            tmp_path,
+            train={"batch": 8, "grad_accum": 2, **train},
+            parallel={**DS, "zero": 2, "deepspeed_config": str(user)},
+        )
+
+    ok = {
+        "gradient_accumulation_steps": "auto",
+        "train_batch_size": 8,
+        "zero_optimization": {"stage": 2, "overlap_comm": True, "reduce_bucket_size": 1000},
+    }
+    ds = deepspeed_config(with_json(ok), 2)
+    assert ds["gradient_accumulation_steps"] == 2 and ds["train_micro_batch_size_per_gpu"] == 2
+    assert ds["zero_optimization"] == {"stage": 2, "overlap_comm": True, "reduce_bucket_size": 1000}
+    for bad, key in [
+        ({"gradient_accumulation_steps": 4}, "gradient_accumulation_steps"),
+        ({"train_micro_batch_size_per_gpu": 1}, "train_micro_batch_size_per_gpu"),
+        ({"zero_optimization": {"stage": 3}}, "zero_optimization.stage"),
+        ({"bf16": {"enabled": True}}, "bf16.enabled"),
+        ({"zero_optimization": {"offload_optimizer": {"device": "cpu"}}}, "offload_optimizer"),
+        ({"optimizer": {"type": "Adam"}}, "'optimizer'"),
+    ]:
+        with pytest.raises(ConfigError, match=key) as e:
+            deepspeed_config(with_json(bad), 2)
+        assert e.value.path == "parallel.deepspeed_config"
+    cfg = with_json({})
+    user.write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot read"):
+        deepspeed_config(cfg, 2)
