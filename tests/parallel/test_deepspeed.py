@@ -45,6 +45,11 @@ MODES = {
     "zero3_offload_param": {**DS, "zero": 3, "offload_optimizer": True, "offload_param": True},
 }
 RESUME = "zero2_saved_at_3"
+# The spike guard judging each norm against the last accepted one: step 4's
+# norm is an outlier (skipped), step 5's is not (taken, with the moments the
+# skip must have left alone).
+SKIP = {"spike_norm_factor": 1.25, "spike_min_history": 1, "spike_window": 1}
+SKIPS = {"zero2_skip": MODES["zero2"], "zero3_offload_skip": MODES["zero3_offload_param"]}
 
 
 def _with(parallel: dict, **train) -> dict:
@@ -53,15 +58,17 @@ def _with(parallel: dict, **train) -> dict:
     return overrides | {"parallel": parallel}
 
 
-@pytest.fixture(scope="module")
-def single(tmp_path_factory):
-    """The one-process torch run: per-step losses, norms, validation loss, final parameters."""
-    trainer = Trainer(
-        config(tmp_path_factory.mktemp("single"), **BASE), *data(), log=lambda _: None
-    )
+def _one_process(out_dir, overrides: dict) -> tuple:
+    """The one-process torch run: per-step losses, norms, records, final parameters."""
+    trainer = Trainer(config(out_dir, **overrides), *data(), log=lambda _: None)
     records = trainer.fit()
     params = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
-    return [r["loss"] for r in records], [r["grad_norm"] for r in records], records[-1], params
+    return [r["loss"] for r in records], [r["grad_norm"] for r in records], records, params
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    return _one_process(tmp_path_factory.mktemp("single"), BASE)
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +77,8 @@ def launched(tmp_path_factory):
     out = tmp_path_factory.mktemp("deepspeed")
     runs = {name: {"overrides": _with(p)} for name, p in MODES.items()}
     runs[RESUME] = {"overrides": _with(MODES["zero2"], ckpt_every=3), "until": 3}
+    runs |= {name: {"overrides": _with(p, **SKIP)} for name, p in SKIPS.items()}
+    runs["zero3_bf16"] = {"overrides": _with(MODES["zero3"], dtype="bf16")}
     t0 = time.perf_counter()
     results = torchrun_runs(2, out, runs, timeout=400)
     print(f"\none launch of {len(runs)} DeepSpeed runs: {time.perf_counter() - t0:.1f} s")
@@ -90,7 +99,7 @@ def _rel_params(out_dir, params) -> float:
 @pytest.mark.parametrize("mode", list(MODES))
 def test_zero_stage_equals_one_process(launched, single, mode):
     out, results = launched
-    losses, norms, last, params = single
+    losses, norms, records, params = single
     ranks = results[mode]
     for r in ranks:  # losses are reduced over the data-parallel ranks: all report the same
         assert r["losses"] == ranks[0]["losses"]
@@ -102,7 +111,7 @@ def test_zero_stage_equals_one_process(launched, single, mode):
     assert diff < 1e-5, (got, losses)
     # The norm the spike guard saw before DeepSpeed's step is the global one, before clipping.
     assert ranks[0]["grad_norms"] == pytest.approx(norms, rel=1e-4)
-    assert ranks[0]["val_loss"] == pytest.approx(last["val_loss"], rel=1e-5)
+    assert ranks[0]["val_loss"] == pytest.approx(records[-1]["val_loss"], rel=1e-5)
     assert worst < 1e-5
     ds = json.loads((out / mode / "deepspeed.json").read_text())
     assert ds["zero_optimization"]["stage"] == MODES[mode]["zero"]
@@ -129,6 +138,40 @@ def test_resume_at_step_3_continues_as_the_uninterrupted_run(launched, single, t
     print(f"resumed: max rel loss diff {diff:.2e}, max rel parameter diff {worst:.2e}")
     assert diff < 1e-5, (got, losses[3:])
     assert worst < 1e-5
+
+
+@pytest.mark.parametrize("mode", list(SKIPS))
+def test_a_skipped_update_leaves_parameters_and_moments_as_they_were(
+    launched, tmp_path_factory, mode
+):
+    """The spike guard skips step 4 under DeepSpeed as under the torch engine:
+    same losses, same skips, and the same final parameters after step 5."""
+    out, results = launched
+    losses, norms, records, params = _one_process(
+        tmp_path_factory.mktemp("single_skip"), _with({}, **SKIP)
+    )
+    assert [r["skipped"] for r in records] == [False, False, False, True, False]
+    got = results[mode][0]
+    assert got["skipped"] == [r["skipped"] for r in records]
+    assert got["losses"] == pytest.approx(losses, rel=1e-5)
+    assert got["grad_norms"] == pytest.approx(norms, rel=1e-4)
+    assert _rel_params(out / mode, params) < 1e-5
+
+
+def test_bf16_trains_and_checkpoints_fp32_weights(launched, single):
+    """DeepSpeed's bf16 (bf16 weights, fp32 master copies in the optimizer)
+    near the fp32 run; the checkpoint holds the fp32 master weights."""
+    out, results = launched
+    losses, _, _, params = single
+    got = results["zero3_bf16"][0]["losses"]
+    assert got == pytest.approx(losses, rel=5e-3)
+    model, _, _ = load_model(out / "zero3_bf16")
+    for v in model.state_dict().values():  # fp32 values, not bf16 ones widened
+        assert v.dtype == torch.float32 and bool((v.bfloat16().float() != v).any())
+    # Elementwise, Adam's m/sqrt(v) magnifies bf16 rounding of tiny gradients.
+    assert _rel_params(out / "zero3_bf16", params) < 0.2
+    ds = json.loads((out / "zero3_bf16" / "deepspeed.json").read_text())
+    assert ds["bf16"] == {"enabled": True}
 
 
 def test_a_deepspeed_checkpoint_does_not_resume_under_the_torch_backend(launched, tmp_path):

@@ -34,6 +34,7 @@ def train(out_dir: str, overrides: dict, until: int | None, run: str | None = No
         "start": trainer.step - len(records),
         "losses": [r["loss"] for r in records],
         "grad_norms": [r["grad_norm"] for r in records],
+        "skipped": [r["skipped"] for r in records],
         "val_loss": records[-1].get("val_loss") if records else None,
     }
     # One write call per line: lines of ranks sharing the pipe do not interleave.

@@ -23,7 +23,7 @@ schedule. Its JSON config is generated from ours and written to
 start from). tp and pp stay the torch backend's. Launch either way::
 
     torchrun --standalone --nproc_per_node 2 -m fastllm.train --config configs/tiny.toml --parallel.backend deepspeed --parallel.zero 2
-    deepspeed --num_gpus 2 --no_local_rank --module fastllm.train --config configs/tiny.toml --parallel.backend deepspeed
+    deepspeed --num_gpus 2 --module fastllm.train --config configs/tiny.toml --parallel.backend deepspeed --parallel.zero 3
 
 Checks that need only the config run at load (heads divisible by ``tp``...);
 the world size is known when the run starts, and :meth:`ParallelConfig.degrees`

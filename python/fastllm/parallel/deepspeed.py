@@ -193,12 +193,16 @@ def _ensure_process_group(device: torch.device) -> None:
 @contextlib.contextmanager
 def _suppressed_step(optimizer: torch.optim.Optimizer) -> Iterator[None]:
     """``optimizer.step()`` does nothing inside the block (an instance attribute
-    shadows the method; removed after)."""
+    shadows the method; what was there before is put back)."""
+    before = optimizer.__dict__.get("step")
     optimizer.step = lambda *args, **kwargs: None  # type: ignore[method-assign]
     try:
         yield
     finally:
-        del optimizer.step
+        if before is None:
+            del optimizer.step
+        else:
+            optimizer.step = before  # type: ignore[method-assign]
 
 
 class DeepSpeedEngine(Engine):
