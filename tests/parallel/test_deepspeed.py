@@ -37,6 +37,7 @@ BASE = {
     "train": {"steps": 5, "batch": 8, "grad_accum": 2, "clip": 0.5, "dist_timeout_s": 60},
 }
 DS = {"backend": "deepspeed"}
+TIED = {"tie_embeddings": True}
 MODES = {
     "zero1": {**DS, "zero": 1},
     "zero2": {**DS, "zero": 2},
@@ -79,6 +80,7 @@ def launched(tmp_path_factory):
     runs[RESUME] = {"overrides": _with(MODES["zero2"], ckpt_every=3), "until": 3}
     runs |= {name: {"overrides": _with(p, **SKIP)} for name, p in SKIPS.items()}
     runs["zero3_bf16"] = {"overrides": _with(MODES["zero3"], dtype="bf16")}
+    runs["zero3_tied"] = {"overrides": _with(MODES["zero3"]) | {"model": TIED}}
     t0 = time.perf_counter()
     results = torchrun_runs(2, out, runs, timeout=400)
     print(f"\none launch of {len(runs)} DeepSpeed runs: {time.perf_counter() - t0:.1f} s")
@@ -172,6 +174,17 @@ def test_bf16_trains_and_checkpoints_fp32_weights(launched, single):
     assert _rel_params(out / "zero3_bf16", params) < 0.2
     ds = json.loads((out / "zero3_bf16" / "deepspeed.json").read_text())
     assert ds["bf16"] == {"enabled": True}
+
+
+def test_tied_embeddings_under_zero3(launched, tmp_path_factory):
+    """One weight for embedding and head: partitioned once, gathered once into
+    both names of the checkpoint."""
+    out, results = launched
+    losses, _, _, params = _one_process(tmp_path_factory.mktemp("tied"), BASE | {"model": TIED})
+    assert results["zero3_tied"][0]["losses"] == pytest.approx(losses, rel=1e-5)
+    model, _, _ = load_model(out / "zero3_tied")
+    assert model.output.weight is model.tok_embeddings.weight
+    assert _rel_params(out / "zero3_tied", params) < 1e-5
 
 
 def test_a_deepspeed_checkpoint_does_not_resume_under_the_torch_backend(launched, tmp_path):
