@@ -90,7 +90,11 @@ class ParallelConfig(Section):
             "pp_microbatches",
             f"{self.pp_microbatches} is fewer than the pipeline stages (pp={self.pp})",
         )
-        check(self.zero in (2, 3) or self.backend == "deepspeed", "zero", f"must be 2 or 3 under FSDP2, got {self.zero}")
+        check(
+            self.zero in (2, 3) or self.backend == "deepspeed",
+            "zero",
+            f"must be 2 or 3 under FSDP2, got {self.zero}",
+        )
         if self.backend == "deepspeed":
             self._check_deepspeed()
         for key in ("offload_optimizer", "offload_param", "deepspeed_config"):

@@ -68,7 +68,7 @@ from fastllm.train.engine import Engine
 NATIVE = "deepspeed"  # the folder of DeepSpeed's own checkpoint inside ours
 
 # The keys generated from our config, each with the field(s) it comes from.
-OURS = {
+GENERATED = {
     "train_batch_size": "train.batch",
     "train_micro_batch_size_per_gpu": "train.batch / (world size × train.grad_accum)",
     "gradient_accumulation_steps": "train.grad_accum",
@@ -129,7 +129,7 @@ def merge(user: dict[str, Any], ours: dict[str, Any], source: str) -> dict[str, 
             raise ConfigError(
                 field, f"{source} sets {key!r}: ours is {where}, passed to DeepSpeed; remove it"
             )
-    for key, origin in OURS.items():
+    for key, origin in GENERATED.items():
         theirs = _get(user, key)
         if theirs is None or theirs == "auto":
             continue

@@ -25,7 +25,8 @@ def _rank() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     # The deepspeed launcher appends --local_rank=N (LOCAL_RANK is in the environment too).
-    argv = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("--local_rank=")]
+    argv = sys.argv[1:] if argv is None else argv
+    argv = [a for a in argv if not a.startswith("--local_rank=")]
     try:
         config = cli(TrainConfig, argv, prog="python -m fastllm.train", description=__doc__.split("\n\n")[0])
         if config is None:
