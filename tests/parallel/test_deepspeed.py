@@ -4,11 +4,13 @@ torchrun with gloo, 5 AdamW steps of the tiny model in fp32 with gradient
 accumulation and clipping, give per-step losses and final parameters within
 1e-5 of the single-process run on the same global batch; the final
 parameters are read back from the run's checkpoint on one process. A run
-saved at step 3 and resumed in a new launch continues with the same losses.
+saved at step 3 and resumed in a new launch continues with the same losses;
+an update the spike guard skips leaves parameters and Adam moments as the
+torch engine does; tied embeddings and bf16 train too.
 
 The modes run one after another in one torchrun launch (worker.py's
 ``runs``): starting torch and DeepSpeed costs more than the training. Config
-checks need no launch."""
+checks need no launch (nor DeepSpeed installed)."""
 
 from __future__ import annotations
 
@@ -26,11 +28,6 @@ from fastllm.train.checkpoint import load_model
 
 from ..train.helpers import config, data
 from .launch import torchrun, torchrun_runs
-
-deepspeed = pytest.importorskip("deepspeed", reason="deepspeed is not installed (the test extra)")
-pytestmark = pytest.mark.skipif(
-    not torch.distributed.is_available(), reason="torch.distributed unavailable"
-)
 
 BASE = {
     "model": {"tie_embeddings": False},
@@ -75,6 +72,9 @@ def single(tmp_path_factory):
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory):
     """Every mode, and the first 3 steps of the resume test, in one 2-process launch."""
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed unavailable")
+    pytest.importorskip("deepspeed", reason="deepspeed is not installed (the test extra)")
     out = tmp_path_factory.mktemp("deepspeed")
     runs = {name: {"overrides": _with(p)} for name, p in MODES.items()}
     runs[RESUME] = {"overrides": _with(MODES["zero2"], ckpt_every=3), "until": 3}
@@ -284,3 +284,10 @@ def test_user_json_is_completed_and_checked(tmp_path):
     user.write_text("{not json")
     with pytest.raises(ConfigError, match="cannot read"):
         deepspeed_config(cfg, 2)
+
+
+def test_train_cli_takes_the_deepspeed_launchers_local_rank(capsys):
+    from fastllm.train.__main__ import main
+
+    assert main(["--local_rank=0", "--describe"]) == 0
+    assert "deepspeed_config" in capsys.readouterr().out
