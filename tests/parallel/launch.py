@@ -32,6 +32,25 @@ def torchrun(
     return sorted(lines, key=lambda r: r["rank"])
 
 
+def torchrun_runs(
+    nproc: int, out_dir: Path, runs: dict[str, dict[str, Any]], timeout: int = 240
+) -> dict[str, list[dict[str, Any]]]:
+    """Several runs in one launch (worker.py's ``runs``): each run's per-rank
+    results, sorted by rank; fails with the output when a run lacks a rank."""
+    cmd, env = torchrun_command(nproc, out_dir, {"runs": runs})
+    wrap = [shutil.which("timeout"), str(timeout)] if shutil.which("timeout") else []
+    proc = subprocess.run(wrap + cmd, env=env, capture_output=True, text=True, timeout=timeout + 30)
+    lines = [json.loads(x[7:]) for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name in runs:
+        mine = sorted((r for r in lines if r.get("run") == name), key=lambda r: r["rank"])
+        assert [r["rank"] for r in mine] == list(range(nproc)), (
+            f"run {name}:\n" + proc.stdout[-2000:] + proc.stderr[-4000:]
+        )
+        out[name] = mine
+    return out
+
+
 def torchrun_command(
     nproc: int, out_dir: Path, overrides: dict[str, Any]
 ) -> tuple[list[str], dict[str, str]]:

@@ -18,6 +18,17 @@ one device mesh, built once; every wrapper takes its sub-mesh:
   ``pp_microbatches``): the blocks split evenly, the embedding on the first
   stage, the final norm and head on the last.
 
+``backend = "deepspeed"`` hands data parallelism to a DeepSpeed engine
+instead (:mod:`fastllm.parallel.deepspeed`): ZeRO stage ``zero`` (1, 2 or 3)
+over every process, ``offload_optimizer`` / ``offload_param`` (stage 3) to the
+CPU, bf16 from ``train.dtype``; the same model, objective, optimizer and
+schedule. Its JSON config is generated from ours and written to
+``<out_dir>/deepspeed.json`` (``deepspeed_config`` names a JSON of your own to
+start from). tp and pp stay the torch backend's. Launch either way::
+
+    torchrun --standalone --nproc_per_node 2 -m fastllm.train --config configs/tiny.toml --parallel.backend deepspeed --parallel.zero 2
+    deepspeed --num_gpus 2 --module fastllm.train --config configs/tiny.toml --parallel.backend deepspeed --parallel.zero 3
+
 Checks that need only the config run at load (heads divisible by ``tp``...);
 the world size is known when the run starts, and :meth:`ParallelConfig.degrees`
 checks it then, before any work.
@@ -53,6 +64,7 @@ class ParallelConfig(Section):
 
     table = "parallel"
 
+    backend: Literal["torch", "deepspeed"] = knob("torch", "data parallelism by torch (DDP/FSDP2, with tp and pp) or by a DeepSpeed ZeRO engine")
     dp_replicate: int = knob(1, "data-parallel replicas: DDP, or HSDP's replicate dimension with dp_shard")
     dp_shard: int = knob(-1, "FSDP2 sharding degree; -1 = the world size / (dp_replicate × tp)")
     tp: int = knob(1, "tensor-parallel degree")
@@ -67,7 +79,8 @@ class ParallelConfig(Section):
     zero: int = knob(
         3,
         "ZeRO stage: 3 (FSDP2, parameters resharded after forward), 2 (FSDP2, kept until "
-        "backward), 1 (optimizer states sharded; parameters and gradients whole)",
+        "backward), 1 (optimizer states sharded; parameters and gradients whole); "
+        "deepspeed: its stage 1, 2 or 3",
     )
     sequence_parallel: bool = knob(True, "tp: shard the norms' activations along the sequence")
     loss_parallel: bool = knob(
@@ -83,6 +96,9 @@ class ParallelConfig(Section):
         "wrap with FSDP2 even on one process (the ZeRO-3 code path and mixed-precision "
         "policy on one GPU; a process group of one is created)",
     )
+    offload_optimizer: bool = knob(False, "deepspeed: optimizer states and the optimizer step on the CPU")
+    offload_param: bool = knob(False, "deepspeed: parameters on the CPU between uses (zero = 3)")
+    deepspeed_config: str = knob("", "deepspeed: a DeepSpeed JSON to start from; empty = generated from this config")
 
     def validate(self) -> None:
         check(self.dp_replicate >= 1, "dp_replicate", f"must be >= 1, got {self.dp_replicate}")
@@ -112,6 +128,46 @@ class ParallelConfig(Section):
             "cpu_offload",
             "offload is FSDP2's (zero = 2 or 3); zero = 1 keeps parameters on the device",
         )
+        if self.backend == "deepspeed":
+            self._check_deepspeed()
+        for key in ("offload_optimizer", "offload_param", "deepspeed_config"):
+            check(
+                self.backend == "deepspeed" or not getattr(self, key),
+                key,
+                "is for backend = 'deepspeed' (the torch backend offloads with cpu_offload)",
+            )
+
+    def _check_deepspeed(self) -> None:
+        check(
+            self.tp == 1 and self.pp == 1,
+            "backend",
+            f"deepspeed runs data parallelism only (ZeRO over every process); tp={self.tp} and "
+            f"pp={self.pp} are the torch backend's (DTensor, torch.distributed.pipelining) "
+            "and do not compose with a DeepSpeed engine: use backend = 'torch' for them",
+        )
+        check(
+            self.dp_replicate == 1,
+            "dp_replicate",
+            f"deepspeed shards over every process (dp_shard = the world size): leave it 1, got "
+            f"{self.dp_replicate}",
+        )
+        check(self.zero in (1, 2, 3), "zero", f"must be 1, 2 or 3 under deepspeed, got {self.zero}")
+        check(
+            not self.offload_param or self.zero == 3,
+            "offload_param",
+            f"needs zero = 3 (DeepSpeed offloads parameters at stage 3 only), got zero = {self.zero}",
+        )
+        check(
+            not self.cpu_offload,
+            "cpu_offload",
+            "is FSDP2's; under deepspeed use offload_optimizer (and offload_param at zero = 3)",
+        )
+        for key in ("param_dtype", "reduce_dtype"):
+            check(
+                getattr(self, key) == "fp32",
+                key,
+                "is FSDP2's mixed precision; under deepspeed train.dtype sets the precision",
+            )
 
     @property
     def microbatches(self) -> int:

@@ -5,7 +5,8 @@ kept (``pp``), tensor (and sequence)
 parallelism on the ``tp`` sub-mesh, activation checkpointing on each block,
 ``torch.compile`` per block, then data parallelism — FSDP2 ``fully_shard`` per block
 and then the root on the ``dp_shard`` (or, for HSDP, ``dp_replicate ×
-dp_shard``) sub-mesh, or DDP when only ``dp_replicate`` is above 1. The
+dp_shard``) sub-mesh, or DDP when only ``dp_replicate`` is above 1 (none
+under ``backend = "deepspeed"``: its engine wraps the model). The
 Trainer only calls :func:`parallelize`, :func:`no_sync` and
 :func:`clip_grad_norm`, and never unwraps what they return.
 """
@@ -198,6 +199,8 @@ def parallelize(model: nn.Module, config: Any, mesh: Mesh) -> nn.Module:
         sp = d.tp if d.tp > 1 and config.parallel.sequence_parallel else 1
         roots = stage_chunks(model, mesh.pp_rank, d.pp, virtual, seq_shards=sp)
         net = nn.ModuleList(roots)  # one module per local stage, sharing model's parameters
+    if config.parallel.backend == "deepspeed":
+        return net  # the DeepSpeed engine does data parallelism (parallel/deepspeed.py)
     if config.parallel.zero == 1:
         return net  # ZeRO-1 reduces gradients itself (sharded_optimizer)
     fsdp = (
@@ -245,7 +248,8 @@ def sharded_optimizer(model: nn.Module, config: Any, mesh: Mesh) -> ZeroOne | No
     """The ZeRO-1 partition of ``model`` when ``parallel.zero = 1`` over more
     than one data-parallel rank (the engine reduces gradients to the owners
     and broadcasts their updates), else None."""
-    if config.parallel.zero == 1 and mesh.dp_size > 1:
+    p = config.parallel
+    if p.backend == "torch" and p.zero == 1 and mesh.dp_size > 1:
         return ZeroOne(model, mesh)
     return None
 

@@ -2,6 +2,7 @@
 
     python -m fastllm.train --config configs/tiny.toml --train.steps 200 --optim.name muon
     torchrun --nproc_per_node 2 -m fastllm.train --config configs/tiny.toml
+    deepspeed --num_gpus 2 --module fastllm.train --config configs/tiny.toml --parallel.backend deepspeed
 
 Data: ``data.shards`` (a shard set), ``data.tokens`` (a .npy or raw token
 file), else the UTF-8 bytes of the Python standard library's own sources
@@ -23,6 +24,9 @@ def _rank() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The deepspeed launcher appends --local_rank=N (LOCAL_RANK is in the environment too).
+    argv = sys.argv[1:] if argv is None else argv
+    argv = [a for a in argv if not a.startswith("--local_rank=")]
     try:
         config = cli(TrainConfig, argv, prog="python -m fastllm.train", description=__doc__.split("\n\n")[0])
         if config is None:

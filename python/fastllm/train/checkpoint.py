@@ -15,6 +15,11 @@ plus, beside it, files that hold no pickle either:
   CUDA, numpy, Python) and data position;
 - ``config.json``, the run's config.
 
+An engine that keeps its optimizer in its own layout (DeepSpeed's ZeRO
+partitions) saves the full model as ``model``, no ``optim`` tensors, and its
+own checkpoint in a subfolder named in ``train.json`` (``native``); only that
+engine resumes it, and :func:`load_model` reads it like any other.
+
 Loading reads JSON and safetensors only; nothing of ours is unpickled.
 The folder is written under a temporary name and renamed when complete;
 ``<root>/latest`` names the newest one and is replaced atomically, so a crash at any point leaves the previous checkpoint
@@ -27,6 +32,7 @@ import json
 import random
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -235,8 +241,15 @@ def save(
     world_size: int = 1,
     config_json: str | None = None,
     keep: int = 0,
+    states: tuple[dict[str, Any], dict[str, Any]] | None = None,
+    native: tuple[str, Callable[[Path], None]] | None = None,
 ) -> Path:
-    """Write the checkpoint of ``step`` (a collective: every rank calls it)."""
+    """Write the checkpoint of ``step`` (a collective: every rank calls it).
+
+    ``states``: the (model, optimizer) state dicts to write instead of
+    ``get_state_dict(model, optimizer)``; ``native``: (name, write) — every
+    rank calls ``write(folder)`` to put an engine's own checkpoint in
+    ``folder/name`` before the folder is committed."""
     root = Path(root)
     final = step_dir(root, step)
     tmp = root / f".tmp-{final.name}"
@@ -245,18 +258,21 @@ def save(
         if tmp.exists():
             shutil.rmtree(tmp)
     barrier()
-    msd, osd = get_state_dict(model, optimizer)
+    msd, osd = get_state_dict(model, optimizer) if states is None else states
     optim_tensors: dict[str, torch.Tensor] = {}
     optim_tree = merge_optim_trees(_gather(encode(osd, optim_tensors), world_size))
     with warnings.catch_warnings():
         # "torch.distributed is ... uninitialized, assuming ... a single process": yes.
         warnings.filterwarnings("ignore", message="torch.distributed is disabled")
         dcp.save({"model": msd, "optim": optim_tensors}, checkpoint_id=tmp)
+    if native is not None:
+        native[1](tmp)
     _write_rank(tmp, rank, rank_state)
     if rank == 0:
-        write_json_atomic(
-            tmp / "train.json", {"format": 2, "train": _plain(train_state), "optim": optim_tree}
-        )
+        shared = {"format": 2, "train": _plain(train_state), "optim": optim_tree}
+        if native is not None:
+            shared["native"] = native[0]
+        write_json_atomic(tmp / "train.json", shared)
     barrier()
     if rank == 0:
         if config_json is not None:
@@ -283,6 +299,11 @@ def load(
     if not (path / "train.json").is_file():
         raise ValueError(f"{path} is not a checkpoint of this version (no train.json)")
     shared, rank_state = read_state(path, rank) if optimizer is not None else ({}, {})
+    if shared.get("native"):
+        raise ValueError(
+            f"{path} holds the optimizer state of a {shared['native']} engine: resume it with "
+            f"parallel.backend = '{shared['native']}' (its weights load with load_model)"
+        )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="torch.distributed is disabled")
         if optimizer is None:

@@ -189,10 +189,21 @@ class TrainConfig(Section):
                 "pipeline parallelism trains causal_lm without z_loss",
             )
         check(
-            not (self.parallel.zero == 1 and self.train.dtype == "fp16"),
+            not (
+                self.parallel.backend == "torch"
+                and self.parallel.zero == 1
+                and self.train.dtype == "fp16"
+            ),
             "train.dtype",
             "fp16's loss scaler sees only the owned gradients under parallel.zero = 1; use bf16",
         )
+        if self.parallel.backend == "deepspeed":
+            check(
+                self.optim.name == "adamw",
+                "optim.name",
+                "must be adamw under parallel.backend = 'deepspeed': ZeRO hands the optimizer "
+                "flat partitions of the parameters, and Muon orthogonalizes whole matrices",
+            )
         mask_id = self.objective.mask_id
         check(
             mask_id < self.model.vocab_size,

@@ -15,19 +15,24 @@ One optimizer step is::
     engine.step(apply=norm_is_fine)              # or a skipped update
 
 :class:`PipelineEngine` is the same with a pipeline schedule owning forward
-and backward.
+and backward; :class:`~fastllm.parallel.deepspeed.DeepSpeedEngine`, with a
+DeepSpeed engine owning backward, clipping and the step. The engine also
+writes and reads the checkpoint, since it knows where the optimizer's state
+lives.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from fastllm.parallel import Mesh, ZeroOne, clip_grad_norm, local_value, loss_context, no_sync
+from fastllm.train import checkpoint as ckpt
 from fastllm.train.objectives import IGNORE, Objective, token_loss_sums
 
 Batch = dict[str, torch.Tensor]
@@ -136,6 +141,19 @@ class Engine:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+
+    def save_checkpoint(
+        self, root: str | Path, step: int, train_state: dict, rank_state: dict, **kwargs: Any
+    ) -> Path:
+        """The checkpoint of ``step`` under ``root`` (:func:`fastllm.train.checkpoint.save`)."""
+        return ckpt.save(root, step, self.model, self.optimizer, train_state, rank_state, **kwargs)
+
+    def load_checkpoint(self, path: str | Path, rank: int = 0) -> tuple[dict, dict]:
+        """Model and optimizer loaded in place from ``path``; returns (train_state, rank_state)."""
+        states = ckpt.load(path, self.model, self.optimizer, rank=rank)
+        if self.zero_one is not None:  # the load filled in every parameter's state
+            self.zero_one.drop_unowned_state(self.optimizer)
+        return states
 
 
 class PipelineEngine(Engine):

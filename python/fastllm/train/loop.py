@@ -12,7 +12,8 @@ one of the whole global batch whatever its split over ranks and micro-batches.
 The seams: ``parallel.parallelize`` wraps the model, the mesh gives the data
 its data-parallel rank, the :class:`~fastllm.train.objectives.Objective`
 says what the loss is, and the :class:`~fastllm.train.engine.Engine` owns
-backward and the optimizer step.
+backward, the optimizer step and checkpoints (``parallel.backend =
+"deepspeed"``: a DeepSpeed engine behind the same interface).
 """
 
 from __future__ import annotations
@@ -95,12 +96,19 @@ class Trainer:
 
         self.model = config.model.build(self.device)
         self.objective: Objective = config.objective.build(config)
+        # Counted before any wrapper: ZeRO-3 leaves empty placeholders in the model.
+        n_params = self.model.num_params()
+        routing = routing_summary(route_parameters(self.model, config.optim))
         # Wrap first: FSDP2 and TP replace the parameters the optimizer must hold.
         module = parallelize(self.model, config, self.mesh)
         optimizer = config.optim.build(self.model)
         kind, extra = (
             (PipelineEngine, {"config": config}) if self.mesh.pp_size > 1 else (Engine, {})
         )
+        if config.parallel.backend == "deepspeed":
+            from fastllm.parallel.deepspeed import DeepSpeedEngine
+
+            kind, extra = DeepSpeedEngine, {"config": config}
         self.engine = kind(
             self.model,
             module,
@@ -147,12 +155,12 @@ class Trainer:
             if tokenizer_path is not None:
                 write_bytes_atomic(self.out_dir / "tokenizer.json", Path(tokenizer_path).read_bytes())
         self.log(
-            f"model: {self.model.num_params():,} parameters; world {self.dist.world_size} "
+            f"model: {n_params:,} parameters; world {self.dist.world_size} "
             f"(data parallel {dp}), objective {config.objective.name}, "
             f"micro-batch {self.micro_batch} × {c.seq}, grad_accum {c.grad_accum}, "
             f"{c.batch * c.seq:,} tokens/step, {c.dtype} on {self.device}"
         )
-        self.log(routing_summary(route_parameters(self.model, config.optim)))
+        self.log(routing)
         found = ckpt.latest(self.ckpt_root) if c.resume else None
         if found is not None:
             self.load(found)
@@ -310,11 +318,9 @@ class Trainer:
             "guard": self.guard.state_dict(),
         }
         rank_state = {"rng": ckpt.rng_state(), "data": self.train_data.state_dict()}
-        return ckpt.save(
+        return self.engine.save_checkpoint(
             self.ckpt_root,
             self.step,
-            self.model,
-            self.optimizer,
             train_state,
             rank_state,
             rank=self.dist.rank,
@@ -325,9 +331,7 @@ class Trainer:
 
     def load(self, path: str | Path) -> None:
         path = ckpt.resolve(path)
-        train_state, rank_state = ckpt.load(path, self.model, self.optimizer, rank=self.dist.rank)
-        if self.engine.zero_one is not None:
-            self.engine.zero_one.drop_unowned_state(self.optimizer)
+        train_state, rank_state = self.engine.load_checkpoint(path, rank=self.dist.rank)
         self.step = int(train_state["step"])
         self.engine.load_state_dict(train_state["engine"])
         self.guard.load_state_dict(train_state["guard"])
