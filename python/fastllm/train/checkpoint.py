@@ -217,6 +217,8 @@ def merge_optim_trees(trees: list[Any]) -> Any:
     """One optimizer tree from every rank's: each rank's state entries (a
     pipeline stage or a ZeRO-1 owner has only its own parameters'), and each
     param group's parameter names in the order first seen."""
+    if not any(tree.get("state") or tree.get("param_groups") for tree in trees):
+        return trees[0]  # no optimizer tensors here (a DeepSpeed checkpoint keeps its own)
     merged: dict[str, Any] = {"state": {}, "param_groups": []}
     for tree in trees:
         for fqn, entry in tree["state"].items():
