@@ -44,8 +44,9 @@ MODES = {
     "pp2_gpipe": (2, {"pp": 2, "dp_shard": 1, "pp_schedule": "gpipe"}),
     "pp2_1f1b": (2, {"pp": 2, "dp_shard": 1, "pp_schedule": "1f1b"}),
     "pp2_dp2": (4, {"pp": 2, "dp_shard": 2}),
-    # Packed documents: every stage masks attention by the position ids.
-    "pp2_documents": (2, {"pp": 2, "dp_shard": 1}, {}, {"data": {"eos_id": 7}}),
+    # Packed documents (token 9 ends one, every 31 tokens): every stage masks
+    # attention by the position ids.
+    "pp2_documents": (2, {"pp": 2, "dp_shard": 1}, {}, {"data": {"eos_id": 9}}),
     "pp2_v2_interleaved": (2, {**INTERLEAVED, "dp_shard": 1}, {"n_layers": 4}),
     "pp2_v2_dp2": (4, {**INTERLEAVED, "dp_shard": 2, "pp_microbatches": 2}, {"n_layers": 4}),
     "pp2_v2_tp2": (4, {**INTERLEAVED, "dp_shard": 1, "tp": 2}, {"n_layers": 4}),
