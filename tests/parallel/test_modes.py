@@ -32,6 +32,8 @@ MODES = {
     "ddp": (2, {"dp_replicate": 2, "dp_shard": 1}),
     "zero1": (2, {"zero": 1}),
     "zero1_dp2_tp2": (4, {"zero": 1, "dp_shard": 2, "tp": 2}),
+    # ZeRO-1 owners hold whole matrices: Muon orthogonalizes each exactly once.
+    "zero1_muon": (2, {"zero": 1}, {}, {"optim": {"name": "muon", "lr": 1e-2, "muon_lr": 0.02}}),
     "zero2": (2, {"zero": 2}),
     "zero3": (2, {"zero": 3}),
     "zero3_offload": (2, {"cpu_offload": True}),
