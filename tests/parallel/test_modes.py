@@ -27,13 +27,26 @@ BASE = {
     "model": {"tie_embeddings": False},
     "train": {"steps": 5, "batch": 8, "grad_accum": 2, "clip": 0.5, "dist_timeout_s": 60},
 }
+MUON = {"optim": {"name": "muon", "lr": 1e-2, "muon_lr": 0.02}}
+UNEVEN = {"dim": 16, "n_heads": 4, "n_kv_heads": 1, "ffn_dim": 30}
 INTERLEAVED = {"pp": 2, "pp_schedule": "interleaved_1f1b", "pp_virtual": 2, "pp_microbatches": 4}
 MODES = {
     "ddp": (2, {"dp_replicate": 2, "dp_shard": 1}),
     "zero1": (2, {"zero": 1}),
     "zero1_dp2_tp2": (4, {"zero": 1, "dp_shard": 2, "tp": 2}),
     # ZeRO-1 owners hold whole matrices: Muon orthogonalizes each exactly once.
-    "zero1_muon": (2, {"zero": 1}, {}, {"optim": {"name": "muon", "lr": 1e-2, "muon_lr": 0.02}}),
+    "zero1_muon": (2, {"zero": 1}, {}, MUON),
+    "ddp_muon": (2, {"dp_replicate": 2, "dp_shard": 1}, {}, MUON),
+    "zero2_muon": (2, {"zero": 2}, {}, MUON),
+    "zero3_muon": (2, {"zero": 3}, {}, MUON),
+    # Matrices that straddle shards: 4-row k/v (one row per rank), 30-row MLP
+    # matrices (not divisible by 4, the last rank's slice shorter).
+    "zero3_n4_uneven_muon": (4, {"zero": 3}, UNEVEN, MUON),
+    "hsdp_2x2_muon": (4, {"dp_replicate": 2, "dp_shard": 2}, {}, MUON),
+    "tp2_muon": (2, {"tp": 2, "dp_shard": 1}, {}, MUON),
+    "dp2_tp2_muon": (4, {"dp_shard": 2, "tp": 2}, {}, MUON),
+    "pp2_muon": (2, {"pp": 2, "dp_shard": 1}, {}, MUON),
+    "pp2_dp2_muon": (4, {"pp": 2, "dp_shard": 2}, {}, MUON),
     "zero2": (2, {"zero": 2}),
     "zero3": (2, {"zero": 3}),
     "zero3_offload": (2, {"cpu_offload": True}),
@@ -57,6 +70,7 @@ MODES = {
 }
 
 
+TOLERANCE = {"zero3_n4_uneven_muon": 3e-5}
 _SINGLE: dict[str, tuple] = {}
 
 
@@ -95,12 +109,15 @@ def test_layout_equals_one_process(tmp_path, tmp_path_factory, mode):
     assert folder.name == "step_00000005"
     # Per tensor, relative to its norm: elementwise, Adam's m/sqrt(v) turns
     # float-rounding differences of near-zero gradients into visible ones.
-    worst = max(
-        float((value - params[name]).norm() / params[name].norm())
+    worst, where = max(
+        (float((value - params[name]).norm() / params[name].norm()), name)
         for name, value in model.state_dict().items()
     )
-    print(f"{mode}: max relative parameter difference {worst:.2e}")
-    assert worst < 1e-5
+    print(f"{mode}: max relative parameter difference {worst:.2e} ({where})")
+    # Newton–Schulz amplifies float rounding on this model's small square
+    # matrices: in ONE process, orthogonalizing them batched or one by one
+    # already moves wo by 9.9e-6 after 5 steps; the owners batch differently.
+    assert worst < TOLERANCE.get(mode, 1e-5)
 
 
 def test_fsdp_on_one_process_equals_the_plain_run(tmp_path, tmp_path_factory):
@@ -123,3 +140,21 @@ def test_fsdp_on_one_process_equals_the_plain_run(tmp_path, tmp_path_factory):
     model, _, _ = load_model(tmp_path)
     for name, value in model.state_dict().items():
         assert float((value - params[name]).norm() / params[name].norm()) < 1e-5, name
+
+
+def test_shard_local_newton_schulz_is_caught(tmp_path, tmp_path_factory):
+    """The equality test can fail: orthogonalizing each rank's slice of a
+    sharded matrix (the DeepSpeed 7807 bug) moves the parameters far from
+    one-process Muon, though training goes on."""
+    nproc, parallel, model, extra = MODES["zero3_muon"]
+    overrides = copy.deepcopy(BASE) | copy.deepcopy(extra)
+    _, _, params = _single(tmp_path_factory, overrides)
+    overrides["parallel"] = parallel
+    overrides["shard_local_newton_schulz"] = True
+    torchrun(nproc, tmp_path / "bug", overrides)
+    got, _, _ = load_model(tmp_path / "bug")
+    worst = max(
+        float((value - params[name]).norm() / params[name].norm())
+        for name, value in got.state_dict().items()
+    )
+    assert worst > 1e-3, worst

@@ -21,7 +21,21 @@ from fastllm.train import Trainer  # noqa: E402
 from tests.train.helpers import config, data  # noqa: E402
 
 
+def shard_local_newton_schulz() -> None:
+    """The bug the Muon tests must catch (DeepSpeed issue 7807): each rank
+    orthogonalizes its own slice of a sharded matrix."""
+    from fastllm.optim import sharded_muon
+
+    def local(updates, orthogonalize):
+        return [orthogonalize(u.to_local().unsqueeze(0))[0] for u in updates]
+
+    sharded_muon.orthogonalize_sharded = local
+
+
 def train(out_dir: str, overrides: dict, until: int | None, run: str | None = None) -> None:
+    overrides = dict(overrides)
+    if overrides.pop("shard_local_newton_schulz", False):
+        shard_local_newton_schulz()
     cfg = config(out_dir, **overrides)
     trainer = Trainer(cfg, *data(eos_id=cfg.data.eos_id), log=lambda _: None)
     records = trainer.fit(until=until)

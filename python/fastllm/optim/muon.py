@@ -88,6 +88,12 @@ def newton_schulz(
     return X.mT if tall else X
 
 
+def _is_dtensor(t: Tensor) -> bool:
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(t, DTensor)
+
+
 def update_scale(scale: str, shape: torch.Size | tuple[int, ...]) -> float:
     """The factor on the orthogonalized update of a (d_out, d_in) weight
     (``nn.Linear`` layout):
@@ -237,6 +243,27 @@ class Muon(torch.optim.Optimizer):
         if wd != 0:
             torch._foreach_mul_(params, 1 - lr * wd)
         dtype = group["ns_dtype"]
+        sharded = [i for i, p in enumerate(params) if _is_dtensor(p)]
+        if sharded:
+            # Sharded matrices (FSDP2, TP): whole-matrix Newton–Schulz, each
+            # matrix once, on its owner (optim/sharded_muon.py).
+            from fastllm.optim.sharded_muon import orthogonalize_sharded
+
+            device = params[sharded[0]].to_local().device
+            ns_dtype = default_ns_dtype(device) if dtype is None else dtype
+            steps = group["ns_steps"]
+            locals_ = orthogonalize_sharded(
+                [updates[i] for i in sharded],
+                lambda X: newton_schulz(X, steps=steps, dtype=ns_dtype),
+            )
+            for i, u in zip(sharded, locals_, strict=True):
+                scale = update_scale(group["scale"], params[i].shape)
+                params[i].to_local().add_(u.to(params[i].dtype), alpha=-lr * scale)
+            keep = [i for i in range(len(params)) if not _is_dtensor(params[i])]
+            params = [params[i] for i in keep]
+            updates = [updates[i] for i in keep]
+            if not params:
+                return
         for device, idx_wide, idx_tall, scale_wide, scale_tall in self._plan(group, params):
             ns_dtype = default_ns_dtype(device) if dtype is None else dtype
             wide = [updates[i] for i in idx_wide] + [updates[i].T for i in idx_tall]
