@@ -1,0 +1,322 @@
+"""The pipeline bubble, measured per stage from timestamps, beside (p − 1)/(m + p − 1).
+
+    python benches/python/bench_pipeline_bubble.py [--schedules gpipe,1f1b] [--microbatches 2,4,8]
+        [--dim 384] [--layers 4] [--vocab 256] [--batch 16] [--seq 128] [--steps 3]
+        [--out runs/bench_pipeline_bubble]
+
+Each (schedule, m) runs the fastllm Trainer under ``torchrun`` with 2 ranks
+(``parallel.pp = 2``: two stages of 2 blocks each, the embedding on the
+first, the final norm and head on the second), gloo, CPU, one thread a rank.
+The global batch is fixed (``--batch`` sequences a step), so each of the m
+micro-batches holds batch/m sequences and its work shrinks with m, as in the
+formula's setting. One warm-up step (the schedule's shape inference,
+allocations), then ``--steps`` measured steps.
+
+On each stage the instance's ``forward_one_chunk`` and ``backward_one_chunk``
+(the stage's compute for one micro-batch) and the schedule's
+``_maybe_compute_loss`` (the loss on the last stage) are wrapped to record
+``time.perf_counter()`` at their start and end. Everything else a stage does
+inside the schedule — waiting for and running gloo send/recv of activations
+and gradients, the schedule's own bookkeeping — counts as idle. The step's
+window runs from the first compute start to the last compute end over both
+stages; a stage's idle fraction is 1 − busy / window, averaged over the
+measured steps. ``perf_counter`` is ``CLOCK_MONOTONIC`` on Linux, one clock
+for every process of the machine; the bench checks it by reading it on both
+ranks just after a barrier (the skew printed is that read's spread, an upper
+bound on any offset of the clocks).
+
+The formula assumes equal stages and free communication. Here the stages
+are not equal (the first holds the embedding lookup, the second the final
+norm, head and loss: with vocab 256 the head is ~4% of a stage's matmuls),
+each stage has one core (OMP_NUM_THREADS=1, 2 cores), and per-micro-batch
+overhead (Python, the schedule, gloo latency) does not shrink with the
+micro-batch, so at large m the idle fraction sits above the formula; other
+jobs on the machine make it noisier. The "balanced" column is what the
+formula's model gives with the measured per-stage busy times: for a
+fill-drain pipeline of p = 2 with per-micro-batch compute a (stage 0) and
+b (stage 1), (a + b)/m of warm-up and cool-down plus m·max(a, b).
+
+Writes <out>/results.json (every timestamp of rank 0 and 1, the command,
+versions and machine) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+# ---- one (schedule, m) under torchrun (the worker) ----------------------------------
+
+
+def train_config(spec: dict[str, Any], out_dir: str):
+    from fastllm.train import TrainConfig
+
+    return TrainConfig.from_dict(
+        {
+            "model": {
+                "vocab_size": spec["vocab"],
+                "dim": spec["dim"],
+                "n_layers": spec["layers"],
+                "n_heads": spec["heads"],
+                "n_kv_heads": spec["heads"],
+                "max_seq_len": spec["seq"],
+                "tie_embeddings": False,
+            },
+            "optim": {"name": "adamw", "lr": 1e-4, "weight_decay": 0.0},
+            "schedule": {"name": "constant", "warmup_steps": 0},
+            "train": {
+                "steps": spec["steps"] + 1,
+                "batch": spec["batch"],
+                "seq": spec["seq"],
+                "grad_accum": 1,
+                "dtype": spec["dtype"],
+                "eval_every": 0,
+                "ckpt_every": 0,
+                "log_every": 1,
+                "progress": False,
+                "tensorboard": False,
+                "resume": False,
+                "spike_factor": 0.0,
+                "spike_norm_factor": 0.0,
+                "dist_timeout_s": 120.0,
+                "out_dir": out_dir,
+            },
+            "parallel": {
+                "pp": 2,
+                "dp_shard": 1,
+                "pp_schedule": spec["schedule"],
+                "pp_microbatches": spec["m"],
+            },
+        }
+    )
+
+
+def timed(events: list, kind: str, fn):
+    def wrapped(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            events.append((kind, t0, time.perf_counter()))
+
+    return wrapped
+
+
+def worker(spec: dict[str, Any]) -> None:
+    from fastllm.parallel import teardown
+    from fastllm.train import TokenStream, Trainer
+
+    cfg = train_config(spec, tempfile.mkdtemp(prefix="bench_bubble_"))
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, spec["vocab"], (spec["batch"] * spec["seq"] * 8 + 1,), generator=g)
+    trainer = Trainer(cfg, TokenStream.factory(tokens), None, log=lambda _: None)
+    runner = trainer.engine.runner
+    events: list[tuple[str, float, float]] = []
+    stage, schedule = runner.stage, runner.schedule
+    stage.forward_one_chunk = timed(events, "F", stage.forward_one_chunk)
+    stage.backward_one_chunk = timed(events, "B", stage.backward_one_chunk)
+    schedule._maybe_compute_loss = timed(events, "L", schedule._maybe_compute_loss)
+
+    # One clock? Read it on every rank right after a barrier.
+    dist.barrier()
+    now = torch.tensor([time.perf_counter()], dtype=torch.float64)
+    clocks = [torch.zeros(1, dtype=torch.float64) for _ in range(dist.get_world_size())]
+    dist.all_gather(clocks, now)
+
+    trainer.train_step()  # warm-up: shape inference, allocations
+    steps = []
+    for _ in range(spec["steps"]):
+        events.clear()
+        dist.barrier()  # both stages start the step together
+        t0 = time.perf_counter()
+        trainer.train_step()
+        steps.append({"step_s": time.perf_counter() - t0, "events": list(events)})
+    result = {
+        "rank": trainer.dist.rank,
+        "stage": trainer.mesh.pp_rank,
+        "clock_skew_s": float(max(c.item() for c in clocks) - min(c.item() for c in clocks)),
+        "clock": str(time.get_clock_info("perf_counter")),
+        "steps": steps,
+    }
+    sys.stdout.write("RESULT " + json.dumps(result) + "\n")  # one write: lines do not interleave
+    sys.stdout.flush()
+    teardown()
+    sys.stdout.flush()
+    os._exit(0)
+
+
+# ---- the parent ------------------------------------------------------------------
+
+
+def torchrun(nproc: int, spec: dict[str, Any], timeout: int) -> tuple[list[dict], str]:
+    exe = Path(sys.executable).with_name("torchrun")
+    launcher = [str(exe)] if exe.is_file() else [sys.executable, "-m", "torch.distributed.run"]
+    wrap = [shutil.which("timeout"), str(timeout)] if shutil.which("timeout") else []
+    cmd = [*wrap, *launcher, "--standalone", "--nproc_per_node", str(nproc), __file__]
+    cmd += ["--worker", json.dumps(spec)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout + 30)
+    lines = [json.loads(x[7:]) for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    return sorted(lines, key=lambda r: r["stage"]), (proc.stdout + proc.stderr)[-3000:]
+
+
+def bubble(p: int, m: int) -> float:
+    from fastllm.model.plan import bubble_fraction
+
+    return bubble_fraction(p, m)
+
+
+def analyse(stages: list[dict], m: int) -> dict[str, Any]:
+    """Idle fraction per stage per step over the window of both stages' compute."""
+    p = len(stages)
+    idle: list[list[float]] = [[] for _ in range(p)]
+    busy_mb: list[list[float]] = [[] for _ in range(p)]
+    windows, counts = [], []
+    for k in range(len(stages[0]["steps"])):
+        evs = [s["steps"][k]["events"] for s in stages]
+        start = min(e[1] for ev in evs for e in ev)
+        end = max(e[2] for ev in evs for e in ev)
+        windows.append(end - start)
+        counts.append([{c: sum(1 for e in ev if e[0] == c) for c in "FBL"} for ev in evs])
+        for i, ev in enumerate(evs):
+            busy = sum(e[2] - e[1] for e in ev)
+            idle[i].append(1 - busy / (end - start))
+            busy_mb[i].append(busy / m)
+    a, b = (statistics.mean(x) for x in busy_mb)
+    # The formula's model with the measured per-micro-batch compute a, b of the two
+    # stages: the forward of micro-batch 1 fills, the backward of the last drains.
+    window = (a + b) + (m - 1) * max(a, b) if p == 2 else float("nan")
+    balanced = [1 - a * m / window, 1 - b * m / window] if p == 2 else []
+    return {
+        "idle": [statistics.mean(x) for x in idle],
+        "idle_steps": idle,
+        "window_s": windows,
+        "busy_per_microbatch_s": [a, b],
+        "balanced": balanced,
+        "counts": counts,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--schedules", default="gpipe,1f1b")
+    ap.add_argument("--microbatches", default="2,4,8")
+    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--heads", type=int, default=6)
+    ap.add_argument("--vocab", type=int, default=256)
+    ap.add_argument(
+        "--batch", type=int, default=16, help="global batch in sequences (fixed over m)"
+    )
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
+    ap.add_argument("--steps", type=int, default=3, help="measured steps after one warm-up step")
+    ap.add_argument("--timeout", type=int, default=240, help="seconds per torchrun")
+    ap.add_argument("--out", default="runs/bench_pipeline_bubble")
+    args = ap.parse_args()
+    if args.worker:
+        worker(json.loads(args.worker))
+        return 0
+
+    p = 2
+    print(
+        f"model: dim {args.dim}, {args.layers} layers ({args.layers // p} a stage), vocab {args.vocab}; "
+        f"global batch {args.batch} × {args.seq}, {args.dtype}, pp {p}, 1 thread a stage; "
+        f"{args.steps} steps after 1 warm-up"
+    )
+    rows: list[dict[str, Any]] = []
+    for schedule in args.schedules.split(","):
+        for m in map(int, args.microbatches.split(",")):
+            row: dict[str, Any] = {"schedule": schedule, "p": p, "m": m, "formula": bubble(p, m)}
+            rows.append(row)
+            if args.batch % m:
+                row["status"] = f"skipped: {m} does not divide batch {args.batch}"
+                print(f"{schedule:5} m={m}: {row['status']}")
+                continue
+            spec = {
+                **{k: v for k, v in vars(args).items() if k != "worker"},
+                "schedule": schedule,
+                "m": m,
+            }
+            t0 = time.perf_counter()
+            stages, tail = torchrun(p, spec, args.timeout)
+            wall = time.perf_counter() - t0
+            if [s["stage"] for s in stages] != list(range(p)):
+                row["status"] = "failed"
+                row["output_tail"] = tail
+                print(f"{schedule:5} m={m}: FAILED\n{tail}", flush=True)
+                continue
+            row.update(status="ok", wall_s=wall, **analyse(stages, m))
+            row["clock_skew_s"] = max(s["clock_skew_s"] for s in stages)
+            row["clock"] = stages[0]["clock"]
+            row["step_s"] = [s["step_s"] for s in stages[0]["steps"]]
+            row["events"] = [s["steps"] for s in stages]
+            print(
+                f"{schedule:5} m={m}: idle {' / '.join(f'{x:.1%}' for x in row['idle'])}, "
+                f"window {statistics.mean(row['window_s']):.2f} s, "
+                f"step {statistics.mean(row['step_s']):.2f} s [{wall:.0f} s]",
+                flush=True,
+            )
+
+    ok = [r for r in rows if r["status"] == "ok"]
+    print()
+    print(
+        "| schedule | p | m | idle stage 0 | idle stage 1 | mean | formula (p−1)/(m+p−1) "
+        "| balanced-model idle (0 / 1) | window (s) | compute / micro-batch (s, stage 0 / 1) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        if r["status"] != "ok":
+            print(f"| {r['schedule']} | {r['p']} | {r['m']} | {r['status']} |" + " |" * 6)
+            continue
+        i0, i1 = r["idle"]
+        print(
+            f"| {r['schedule']} | {r['p']} | {r['m']} | {i0:.1%} | {i1:.1%} | {(i0 + i1) / 2:.1%} "
+            f"| {r['formula']:.1%} | {r['balanced'][0]:.1%} / {r['balanced'][1]:.1%} "
+            f"| {statistics.mean(r['window_s']):.3f} "
+            f"| {r['busy_per_microbatch_s'][0]:.3f} / {r['busy_per_microbatch_s'][1]:.3f} |"
+        )
+    if ok:
+        skew = max(r["clock_skew_s"] for r in ok)
+        print(f"\nclock: {ok[0]['clock']}; spread of one read after a barrier: {skew * 1e6:.0f} µs")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    import fastllm
+
+    record = {
+        "command": " ".join([sys.executable, *sys.argv]),
+        "args": vars(args),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "fastllm": getattr(fastllm, "__version__", None),
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpus": os.cpu_count(),
+            "load": os.getloadavg(),
+        },
+        "rows": rows,
+    }
+    (out / "results.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(f"results: {out / 'results.json'}")
+    return 0 if len(ok) == len(rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
