@@ -25,33 +25,49 @@ a ring algorithm: all-reduce 2(N-1)/N·S, reduce-scatter and all-gather
 The data-parallel table compares the bytes of the step's parameter-sized
 collectives ("bulk": each moves at least 1% of Φ) with Φ (parameters × bytes
 of the reduce dtype) and the seeds' multiple (DDP 2Φ, ZeRO-1 2Φ, ZeRO-2 2Φ,
-ZeRO-3 3Φ), i.e. 2Φ·(N-1)/N etc. on a ring. The collectives left ("small")
-are the loop's own: the all-reduce of the step's target-token count and of
-the loss/metric sums (8-16 bytes each), the gradient-norm reductions (one
-scalar per DTensor group), and, under DDP, the broadcast of the module's
-buffers at each forward (the RoPE tables: 2·max_seq_len·head_dim/2 floats).
-Bulk differs from the seeds' number by: FSDP2's padding of each parameter's
-first dimension to a multiple of N; under ``zero = 3`` FSDP2 does not reshard
-the root module (embedding, final norm, head) after forward (it would be
-gathered again at once for backward), so ZeRO-3 moves 3Φ_blocks + 2Φ_root,
-a little under 3Φ; DDP's buckets are exactly the gradients.
+ZeRO-3 3Φ), i.e. 2Φ·(N-1)/N etc. on a ring. What was measured (default
+model, N = 2 and 4) matches to the byte:
+
+- DDP: the reducer's two buckets all-reduce exactly the Φ gradients.
+- ZeRO-2 (FSDP2, ``reshard_after_forward=False``): one all-gather per group
+  (each block, then the root: embedding, final norm, head) in forward, one
+  reduce-scatter per group in backward. The updated shards are gathered at
+  the next step's forward, not after the optimizer step as in the paper;
+  per step it is the same Φ + Φ.
+- ZeRO-3: the same, plus every group gathered again in backward — the root
+  too, since fastllm passes ``reshard_after_forward=True`` to the root as
+  well (FSDP2's default would keep the root gathered and save 2·Φ_root/3).
+- No padding shows: every parameter's first dimension divides by N here
+  (FSDP2 pads it to a multiple of N otherwise).
+
+The collectives left ("small") are the loop's own: the all-reduce of the
+step's target-token count and of the loss sums (8 bytes each), the gradient
+norm (under FSDP2 one all-reduce of the 39 per-parameter norms), and, under
+DDP, the broadcast of the module's buffers at each forward (the RoPE tables,
+2048 floats, and two int32 size broadcasts).
 
 Gloo itself runs ``reduce_scatter_tensor`` as an all-reduce of the full
 input followed by a local copy (its profiler event is ``gloo:all_reduce``
 with the input's shape), so on gloo the wire bytes of a reduce-scatter are
 those of an all-reduce; the table counts the ring (NCCL-like) algorithm that
-the ZeRO paper assumes. The "gloo" column counts reduce-scatters as
-all-reduces.
+the ZeRO paper assumes, and the last column ("gloo") counts reduce-scatters
+as all-reduces.
 
 The tensor-parallel table counts the collectives per transformer block, in
 forward and in backward (blocks found by forward hooks and by gradient hooks
 on each block's output), beside Megatron's 2 all-reduces per layer forward
-and 2 backward; with sequence parallelism each all-reduce becomes a
-reduce-scatter and an all-gather. Outside the blocks: the vocabulary-parallel
-embedding's all-reduce (forward), the head's all-gather of the logits
-(forward) and its input-gradient all-reduce (backward); after backward, the
-gradient norm's reductions and, under sequence parallelism, one all-reduce
-per norm weight (a replicated parameter whose gradient is partial).
+(after ``wo`` and ``w2``) and 2 backward (at the attention's and the MLP's
+input); with sequence parallelism each becomes an all-gather and a
+reduce-scatter. Measured: exactly that, with the bytes per block of
+2·2(N-1)/N·b·s·d·4. Outside the blocks: the vocabulary-parallel embedding's
+all-reduce (forward; RS under SP, AG in its backward), the head's all-gather
+of the logits (forward) and its input's all-reduce (backward; AG forward and
+RS backward under SP); the gradient norm's all-reduce per placement group
+(2). Under sequence parallelism the 9 norm weights (replicated parameters,
+inputs sharded by sequence) keep *partial* gradients: each is all-reduced
+when the gradient norm reads it and again at each of AdamW's three uses
+(``clip: 9 AR``, ``optimizer: 27 AR`` of 128 floats) — 36 collectives a step
+where one all-reduce of the norms' gradients after backward would do.
 
 ``parallel.zero = 1`` is in the mode list but runs only where the config
 accepts it (the table says "not available" otherwise). Writes

@@ -26,15 +26,20 @@ ranks just after a barrier (the skew printed is that read's spread, an upper
 bound on any offset of the clocks).
 
 The formula assumes equal stages and free communication. Here the stages
-are not equal (the first holds the embedding lookup, the second the final
-norm, head and loss: with vocab 256 the head is ~4% of a stage's matmuls),
-each stage has one core (OMP_NUM_THREADS=1, 2 cores), and per-micro-batch
-overhead (Python, the schedule, gloo latency) does not shrink with the
-micro-batch, so at large m the idle fraction sits above the formula; other
-jobs on the machine make it noisier. The "balanced" column is what the
-formula's model gives with the measured per-stage busy times: for a
-fill-drain pipeline of p = 2 with per-micro-batch compute a (stage 0) and
-b (stage 1), (a + b)/m of warm-up and cool-down plus m·max(a, b).
+are not quite equal (the first holds the embedding lookup, the second the
+final norm, head and loss: with vocab 256 the head is ~4% of a stage's
+matmuls), each stage has one core (OMP_NUM_THREADS=1 on 2 cores, so any
+other job on the machine takes time from a stage's compute and stretches it
+unevenly), and gloo send/recv of activations and gradients, their waits and
+the schedule's per-micro-batch bookkeeping count as idle and do not shrink
+with the micro-batch: at large m the measured idle sits above the formula.
+The column "same compute, free comm" replays each step's recorded compute
+(every forward and backward with its measured duration, in the order the
+schedule ran them) with free communication and no overhead: F(s, i) waits
+for F(s - 1, i) and B(s, i) for B(s + 1, i). With equal stages that replay is
+the formula exactly; its gap to the formula is the stages' imbalance and
+the noise of the compute itself, and the gap between it and the measured
+idle is communication and overhead.
 
 Writes <out>/results.json (every timestamp of rank 0 and 1, the command,
 versions and machine) and prints the table.
@@ -179,34 +184,76 @@ def bubble(p: int, m: int) -> float:
     return bubble_fraction(p, m)
 
 
-def analyse(stages: list[dict], m: int) -> dict[str, Any]:
-    """Idle fraction per stage per step over the window of both stages' compute."""
+def ops_of(events: list) -> list[tuple[str, int, float]]:
+    """A stage's compute in the order it ran: (F or B, micro-batch, seconds);
+    the loss (L, last stage) joins the forward before it. Both schedules run
+    the forwards in micro-batch order and the backwards too."""
+    ops: list[tuple[str, int, float]] = []
+    seen = {"F": 0, "B": 0}
+    for kind, t0, t1 in events:
+        if kind == "L":
+            k, i, d = ops[-1]
+            ops[-1] = (k, i, d + t1 - t0)
+            continue
+        ops.append((kind, seen[kind], t1 - t0))
+        seen[kind] += 1
+    return ops
+
+
+def simulate(stage_ops: list[list[tuple[str, int, float]]]) -> list[float]:
+    """Idle fraction per stage of the same ops in the same order with free
+    communication and no overhead: F(s, i) waits for F(s - 1, i), B(s, i) for
+    B(s + 1, i), each stage runs one op at a time."""
+    p = len(stage_ops)
+    done: dict[tuple[str, int, int], float] = {}
+    clock, pos = [0.0] * p, [0] * p
+    while any(pos[s] < len(stage_ops[s]) for s in range(p)):
+        progressed = False
+        for s in range(p):
+            if pos[s] == len(stage_ops[s]):
+                continue
+            kind, i, d = stage_ops[s][pos[s]]
+            dep = (kind, i, s - 1) if kind == "F" else (kind, i, s + 1)
+            if 0 <= dep[2] < p and dep not in done:
+                continue
+            start = max(clock[s], done.get(dep, 0.0))
+            clock[s] = done[(kind, i, s)] = start + d
+            pos[s] += 1
+            progressed = True
+        if not progressed:
+            raise RuntimeError("the recorded ops do not form a pipeline schedule")
+    window = max(clock)
+    return [1 - sum(d for _, _, d in ops) / window for ops in stage_ops]
+
+
+def analyse(stages: list[dict]) -> dict[str, Any]:
+    """Idle fraction per stage per step over the window of both stages' compute,
+    and what the same compute would give with free communication."""
     p = len(stages)
     idle: list[list[float]] = [[] for _ in range(p)]
-    busy_mb: list[list[float]] = [[] for _ in range(p)]
-    windows, counts = [], []
+    sim: list[list[float]] = [[] for _ in range(p)]
+    windows: list[float] = []
+    fwd: list[list[float]] = [[] for _ in range(p)]
+    bwd: list[list[float]] = [[] for _ in range(p)]
     for k in range(len(stages[0]["steps"])):
         evs = [s["steps"][k]["events"] for s in stages]
         start = min(e[1] for ev in evs for e in ev)
         end = max(e[2] for ev in evs for e in ev)
         windows.append(end - start)
-        counts.append([{c: sum(1 for e in ev if e[0] == c) for c in "FBL"} for ev in evs])
+        stage_ops = [ops_of(ev) for ev in evs]
         for i, ev in enumerate(evs):
-            busy = sum(e[2] - e[1] for e in ev)
-            idle[i].append(1 - busy / (end - start))
-            busy_mb[i].append(busy / m)
-    a, b = (statistics.mean(x) for x in busy_mb)
-    # The formula's model with the measured per-micro-batch compute a, b of the two
-    # stages: the forward of micro-batch 1 fills, the backward of the last drains.
-    window = (a + b) + (m - 1) * max(a, b) if p == 2 else float("nan")
-    balanced = [1 - a * m / window, 1 - b * m / window] if p == 2 else []
+            idle[i].append(1 - sum(e[2] - e[1] for e in ev) / (end - start))
+            fwd[i] += [d for kind, _, d in stage_ops[i] if kind == "F"]
+            bwd[i] += [d for kind, _, d in stage_ops[i] if kind == "B"]
+        for i, x in enumerate(simulate(stage_ops)):
+            sim[i].append(x)
     return {
         "idle": [statistics.mean(x) for x in idle],
         "idle_steps": idle,
+        "simulated": [statistics.mean(x) for x in sim],
         "window_s": windows,
-        "busy_per_microbatch_s": [a, b],
-        "balanced": balanced,
-        "counts": counts,
+        "forward_s": [statistics.median(x) for x in fwd],
+        "backward_s": [statistics.median(x) for x in bwd],
     }
 
 
@@ -252,6 +299,7 @@ def main() -> int:
                 "schedule": schedule,
                 "m": m,
             }
+            load = os.getloadavg()[0]
             t0 = time.perf_counter()
             stages, tail = torchrun(p, spec, args.timeout)
             wall = time.perf_counter() - t0
@@ -260,7 +308,7 @@ def main() -> int:
                 row["output_tail"] = tail
                 print(f"{schedule:5} m={m}: FAILED\n{tail}", flush=True)
                 continue
-            row.update(status="ok", wall_s=wall, **analyse(stages, m))
+            row.update(status="ok", wall_s=wall, load=load, **analyse(stages))
             row["clock_skew_s"] = max(s["clock_skew_s"] for s in stages)
             row["clock"] = stages[0]["clock"]
             row["step_s"] = [s["step_s"] for s in stages[0]["steps"]]
@@ -276,19 +324,20 @@ def main() -> int:
     print()
     print(
         "| schedule | p | m | idle stage 0 | idle stage 1 | mean | formula (p−1)/(m+p−1) "
-        "| balanced-model idle (0 / 1) | window (s) | compute / micro-batch (s, stage 0 / 1) |"
+        "| same compute, free comm (0 / 1) | window (s) | fwd / bwd per micro-batch (s, stage 0; 1) | load |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r["status"] != "ok":
-            print(f"| {r['schedule']} | {r['p']} | {r['m']} | {r['status']} |" + " |" * 6)
+            print(f"| {r['schedule']} | {r['p']} | {r['m']} | {r['status']} |" + " |" * 7)
             continue
         i0, i1 = r["idle"]
+        f, b = r["forward_s"], r["backward_s"]
         print(
             f"| {r['schedule']} | {r['p']} | {r['m']} | {i0:.1%} | {i1:.1%} | {(i0 + i1) / 2:.1%} "
-            f"| {r['formula']:.1%} | {r['balanced'][0]:.1%} / {r['balanced'][1]:.1%} "
-            f"| {statistics.mean(r['window_s']):.3f} "
-            f"| {r['busy_per_microbatch_s'][0]:.3f} / {r['busy_per_microbatch_s'][1]:.3f} |"
+            f"| {r['formula']:.1%} | {r['simulated'][0]:.1%} / {r['simulated'][1]:.1%} "
+            f"| {statistics.mean(r['window_s']):.2f} "
+            f"| {f[0]:.3f} / {b[0]:.3f}; {f[1]:.3f} / {b[1]:.3f} | {r['load']:.1f} |"
         )
     if ok:
         skew = max(r["clock_skew_s"] for r in ok)
