@@ -36,7 +36,9 @@ model, N = 2 and 4) matches to the byte:
   per step it is the same Φ + Φ.
 - ZeRO-3: the same, plus every group gathered again in backward — the root
   too, since fastllm passes ``reshard_after_forward=True`` to the root as
-  well (FSDP2's default would keep the root gathered and save 2·Φ_root/3).
+  well (FSDP2's default, ``None``, keeps the root gathered from forward to
+  backward: one all-gather of the root's parameters less, 131,200 of the
+  935,040 here, i.e. 3Φ - Φ_root).
 - No padding shows: every parameter's first dimension divides by N here
   (FSDP2 pads it to a multiple of N otherwise).
 
