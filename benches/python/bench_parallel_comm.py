@@ -259,7 +259,7 @@ def check_counter() -> dict[str, Any]:
     x = torch.randn(3, 10)
     with CommCounter() as c:
         dist.all_reduce(torch.ones(1000))
-        dist.reduce_scatter_tensor(torch.empty(1000 // n * 1), torch.ones(1000 // n * n))
+        dist.reduce_scatter_tensor(torch.empty(1000 // n), torch.ones(1000 // n * n))
         dist.all_gather_into_tensor(torch.empty(250 * n), torch.ones(250))
         dist.broadcast(torch.ones(64, dtype=torch.bfloat16), src=0)
         if rank == 0:
@@ -608,9 +608,15 @@ def main() -> int:
             row["records_rank0"] = ranks[0]["records"]
             if mode.startswith("tp"):
                 row["tp"] = tp_counts(ranks[0]["records"], [str(i) for i in range(args.layers)])
+            per_rank = row["summary"]["per_rank_total"]
+            same = (
+                "the same on every rank"
+                if max(per_rank) - min(per_rank) < 1
+                else f"per rank {per_rank}"
+            )
             print(
                 f"{mode:6} N={n}: {row['summary']['count']} collectives, "
-                f"{fmt_bytes(row['summary']['total'])} sent by rank 0 [{wall:.0f} s]",
+                f"{fmt_bytes(row['summary']['total'])} sent by rank 0, {same} [{wall:.0f} s]",
                 flush=True,
             )
 
@@ -644,6 +650,10 @@ def main() -> int:
             f"| {row['mode']} | {n} | {fmt_bytes(pb)} | {' | '.join(ops)} | {s['bulk'] / pb:.3f} "
             f"| {row['seeds']:g} × {n - 1}/{n} = {row['seeds'] * (n - 1) / n:.3f} "
             f"| {s['small_count']}, {fmt_bytes(s['small'])} | {s['total'] / pb:.3f} | {s['gloo_total'] / pb:.3f} |"
+        )
+    if elem == 2:
+        print(
+            "(DDP reduces its fp32 gradients: parallel.reduce_dtype is FSDP2's knob, so its row is 2× here)"
         )
     tp_rows = [r for r in rows if r["mode"].startswith("tp")]
     if tp_rows:
