@@ -1,7 +1,7 @@
 """The pipeline bubble, measured per stage from timestamps, beside (p − 1)/(m + p − 1).
 
     python benches/python/bench_pipeline_bubble.py [--schedules gpipe,1f1b] [--microbatches 2,4,8]
-        [--dim 384] [--layers 4] [--vocab 256] [--batch 16] [--seq 128] [--steps 3]
+        [--dim 384] [--layers 4] [--vocab 256] [--batch 16] [--seq 128] [--steps 4]
         [--out runs/bench_pipeline_bubble]
 
 Each (schedule, m) runs the fastllm Trainer under ``torchrun`` with 2 ranks
@@ -22,8 +22,10 @@ window runs from the first compute start to the last compute end over both
 stages; a stage's idle fraction is 1 − busy / window, averaged over the
 measured steps. ``perf_counter`` is ``CLOCK_MONOTONIC`` on Linux, one clock
 for every process of the machine; the bench checks it by reading it on both
-ranks just after a barrier (the skew printed is that read's spread, an upper
-bound on any offset of the clocks).
+ranks just after a barrier (the smallest spread of 5 such reads is printed:
+an upper bound on any offset of the clocks, mostly the barrier's exit jitter).
+Each row also records the 1-minute load average at its start, which counts
+this bench's own two ranks (about 2 when nothing else runs).
 
 The formula assumes equal stages and free communication. Here the stages
 are not quite equal (the first holds the embedding lookup, the second the
@@ -135,11 +137,15 @@ def worker(spec: dict[str, Any]) -> None:
     stage.backward_one_chunk = timed(events, "B", stage.backward_one_chunk)
     schedule._maybe_compute_loss = timed(events, "L", schedule._maybe_compute_loss)
 
-    # One clock? Read it on every rank right after a barrier.
-    dist.barrier()
-    now = torch.tensor([time.perf_counter()], dtype=torch.float64)
-    clocks = [torch.zeros(1, dtype=torch.float64) for _ in range(dist.get_world_size())]
-    dist.all_gather(clocks, now)
+    # One clock? Read it on every rank right after a barrier; the smallest
+    # spread of a few tries bounds any offset between the ranks' clocks.
+    spreads = []
+    for _ in range(5):
+        dist.barrier()
+        now = torch.tensor([time.perf_counter()], dtype=torch.float64)
+        clocks = [torch.zeros(1, dtype=torch.float64) for _ in range(dist.get_world_size())]
+        dist.all_gather(clocks, now)
+        spreads.append(float(max(c.item() for c in clocks) - min(c.item() for c in clocks)))
 
     trainer.train_step()  # warm-up: shape inference, allocations
     steps = []
@@ -152,7 +158,7 @@ def worker(spec: dict[str, Any]) -> None:
     result = {
         "rank": trainer.dist.rank,
         "stage": trainer.mesh.pp_rank,
-        "clock_skew_s": float(max(c.item() for c in clocks) - min(c.item() for c in clocks)),
+        "clock_skew_s": min(spreads),
         "clock": str(time.get_clock_info("perf_counter")),
         "steps": steps,
     }
@@ -271,7 +277,7 @@ def main() -> int:
     )
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
-    ap.add_argument("--steps", type=int, default=3, help="measured steps after one warm-up step")
+    ap.add_argument("--steps", type=int, default=4, help="measured steps after one warm-up step")
     ap.add_argument("--timeout", type=int, default=240, help="seconds per torchrun")
     ap.add_argument("--out", default="runs/bench_pipeline_bubble")
     args = ap.parse_args()
@@ -341,7 +347,9 @@ def main() -> int:
         )
     if ok:
         skew = max(r["clock_skew_s"] for r in ok)
-        print(f"\nclock: {ok[0]['clock']}; spread of one read after a barrier: {skew * 1e6:.0f} µs")
+        print(
+            f"\nclock: {ok[0]['clock']}; smallest spread of a read just after a barrier: {skew * 1e6:.0f} µs"
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     import fastllm
