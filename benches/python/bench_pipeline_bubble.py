@@ -41,7 +41,8 @@ schedule ran them) with free communication and no overhead: F(s, i) waits
 for F(s - 1, i) and B(s, i) for B(s + 1, i). With equal stages that replay is
 the formula exactly; its gap to the formula is the stages' imbalance and
 the noise of the compute itself, and the gap between it and the measured
-idle is communication and overhead.
+idle (the column "comm + overhead", means over the stages) is
+communication and overhead.
 
 Writes <out>/results.json (every timestamp of rank 0 and 1, the command,
 versions and machine) and prints the table.
@@ -330,18 +331,19 @@ def main() -> int:
     print()
     print(
         "| schedule | p | m | idle stage 0 | idle stage 1 | mean | formula (p−1)/(m+p−1) "
-        "| same compute, free comm (0 / 1) | window (s) | fwd / bwd per micro-batch (s, stage 0; 1) | load |"
+        "| same compute, free comm (0 / 1) | comm + overhead | window (s) | fwd / bwd per micro-batch (s, stage 0; 1) | load |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r["status"] != "ok":
-            print(f"| {r['schedule']} | {r['p']} | {r['m']} | {r['status']} |" + " |" * 7)
+            print(f"| {r['schedule']} | {r['p']} | {r['m']} | {r['status']} |" + " |" * 8)
             continue
         i0, i1 = r["idle"]
         f, b = r["forward_s"], r["backward_s"]
         print(
             f"| {r['schedule']} | {r['p']} | {r['m']} | {i0:.1%} | {i1:.1%} | {(i0 + i1) / 2:.1%} "
             f"| {r['formula']:.1%} | {r['simulated'][0]:.1%} / {r['simulated'][1]:.1%} "
+            f"| {(i0 + i1 - sum(r['simulated'])) / 2:+.1%} "
             f"| {statistics.mean(r['window_s']):.2f} "
             f"| {f[0]:.3f} / {b[0]:.3f}; {f[1]:.3f} / {b[1]:.3f} | {r['load']:.1f} |"
         )
