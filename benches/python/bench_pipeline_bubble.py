@@ -42,7 +42,16 @@ for F(s - 1, i) and B(s, i) for B(s + 1, i). With equal stages that replay is
 the formula exactly; its gap to the formula is the stages' imbalance and
 the noise of the compute itself, and the gap between it and the measured
 idle (the column "comm + overhead", means over the stages) is
-communication and overhead.
+communication and overhead. Beside it, the one-way time of one
+micro-batch's activation over gloo (a ping-pong of a (batch/m, seq, dim)
+fp32 tensor after the warm-up, median of 10): a step moves 2m of them
+between the stages (m activations forward, m gradients back). The
+ping-pong understates what the schedule pays: in the recorded timelines
+(1F1B, m = 8) the second stage often started a forward 50-90 ms after the
+first stage had finished it and posted its send (whose wait had returned),
+and just after the first stage entered its next send/recv, as if gloo moved
+the rest of a 0.4 MB message only then; per-op delays of this kind, not the
+transfer time, make most of the "comm + overhead" column.
 
 Writes <out>/results.json (every timestamp of rank 0 and 1, the command,
 versions and machine) and prints the table.
@@ -123,6 +132,24 @@ def timed(events: list, kind: str, fn):
     return wrapped
 
 
+def p2p_seconds(shape: tuple[int, ...], rank: int, reps: int = 10) -> float:
+    """One-way time of one micro-batch's activation (fp32) between the two
+    stages over gloo: the median of ``reps`` round trips, halved."""
+    x = torch.zeros(shape)
+    times = []
+    for _ in range(reps + 1):
+        dist.barrier()
+        t0 = time.perf_counter()
+        if rank == 0:
+            dist.send(x, 1)
+            dist.recv(x, 1)
+        else:
+            dist.recv(x, 0)
+            dist.send(x, 0)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:]) / 2
+
+
 def worker(spec: dict[str, Any]) -> None:
     from fastllm.parallel import teardown
     from fastllm.train import TokenStream, Trainer
@@ -149,6 +176,7 @@ def worker(spec: dict[str, Any]) -> None:
         spreads.append(float(max(c.item() for c in clocks) - min(c.item() for c in clocks)))
 
     trainer.train_step()  # warm-up: shape inference, allocations
+    p2p = p2p_seconds((spec["batch"] // spec["m"], spec["seq"], spec["dim"]), trainer.mesh.pp_rank)
     steps = []
     for _ in range(spec["steps"]):
         events.clear()
@@ -160,6 +188,7 @@ def worker(spec: dict[str, Any]) -> None:
         "rank": trainer.dist.rank,
         "stage": trainer.mesh.pp_rank,
         "clock_skew_s": min(spreads),
+        "p2p_s": p2p,
         "clock": str(time.get_clock_info("perf_counter")),
         "steps": steps,
     }
@@ -317,6 +346,7 @@ def main() -> int:
                 continue
             row.update(status="ok", wall_s=wall, load=load, **analyse(stages))
             row["clock_skew_s"] = max(s["clock_skew_s"] for s in stages)
+            row["p2p_s"] = stages[0]["p2p_s"]
             row["clock"] = stages[0]["clock"]
             row["step_s"] = [s["step_s"] for s in stages[0]["steps"]]
             row["events"] = [s["steps"] for s in stages]
@@ -331,19 +361,19 @@ def main() -> int:
     print()
     print(
         "| schedule | p | m | idle stage 0 | idle stage 1 | mean | formula (p−1)/(m+p−1) "
-        "| same compute, free comm (0 / 1) | comm + overhead | window (s) | fwd / bwd per micro-batch (s, stage 0; 1) | load |"
+        "| same compute, free comm (0 / 1) | comm + overhead | p2p of one activation (ms) | window (s) | fwd / bwd per micro-batch (s, stage 0; 1) | load |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r["status"] != "ok":
-            print(f"| {r['schedule']} | {r['p']} | {r['m']} | {r['status']} |" + " |" * 8)
+            print(f"| {r['schedule']} | {r['p']} | {r['m']} | {r['status']} |" + " |" * 9)
             continue
         i0, i1 = r["idle"]
         f, b = r["forward_s"], r["backward_s"]
         print(
             f"| {r['schedule']} | {r['p']} | {r['m']} | {i0:.1%} | {i1:.1%} | {(i0 + i1) / 2:.1%} "
             f"| {r['formula']:.1%} | {r['simulated'][0]:.1%} / {r['simulated'][1]:.1%} "
-            f"| {(i0 + i1 - sum(r['simulated'])) / 2:+.1%} "
+            f"| {(i0 + i1 - sum(r['simulated'])) / 2:+.1%} | {r['p2p_s'] * 1e3:.2f} "
             f"| {statistics.mean(r['window_s']):.2f} "
             f"| {f[0]:.3f} / {b[0]:.3f}; {f[1]:.3f} / {b[1]:.3f} | {r['load']:.1f} |"
         )
