@@ -48,7 +48,7 @@ fp32 tensor after the warm-up, median of 10): a step moves 2m of them
 between the stages (m activations forward, m gradients back). Most ops start
 within a millisecond of the moment they could (the previous op on their
 stage and the op they depend on have ended), but about one to four per step
-start 10-160 ms late (the column "ops late"): far more than the ping-pong's
+start 10-270 ms late (the column "ops late"): far more than the ping-pong's
 0.3-2 ms. Where those delays come from (gloo finishing a send while the
 sender computes, the scheduler under other jobs) is not pinned down here;
 they make most of the "comm + overhead" column, and they are what "gloo
