@@ -102,6 +102,10 @@ MODES: dict[str, tuple[Any, float | None]] = {
     "zero1": (lambda n: {"zero": 1}, 2.0),
     "zero2": (lambda n: {"dp_shard": n, "zero": 2}, 2.0),
     "zero3": (lambda n: {"dp_shard": n, "zero": 3}, 3.0),
+    # Muon on the same layouts: ZeRO-1's owners hold whole matrices (no extra
+    # traffic); under ZeRO-3 each matrix goes to its owner and back (gather + scatter).
+    "zero1_muon": (lambda n: {"zero": 1}, 2.0),
+    "zero3_muon": (lambda n: {"dp_shard": n, "zero": 3}, 3.0),
     "tp": (lambda n: {"dp_shard": 1, "tp": n, "sequence_parallel": False}, None),
     "tp_sp": (lambda n: {"dp_shard": 1, "tp": n, "sequence_parallel": True}, None),
 }
@@ -305,7 +309,11 @@ def train_config(spec: dict[str, Any], out_dir: str):
                 "max_seq_len": spec["seq"],
                 "tie_embeddings": False,
             },
-            "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.0},
+            "optim": (
+                {"name": "muon", "lr": 1e-3, "muon_lr": 0.02, "weight_decay": 0.0}
+                if spec.get("muon")
+                else {"name": "adamw", "lr": 1e-3, "weight_decay": 0.0}
+            ),
             "schedule": {"name": "constant", "warmup_steps": 0},
             "train": {
                 "steps": 2,
@@ -570,7 +578,7 @@ def main() -> int:
             overrides, seeds = MODES[mode]
             row: dict[str, Any] = {"mode": mode, "nproc": n, "seeds": seeds}
             rows.append(row)
-            if mode == "zero1" and not z1:
+            if mode.startswith("zero1") and not z1:
                 row["status"] = "not available"
                 row["why"] = z1_why
                 print(f"{mode:6} N={n}: not available ({z1_why})", flush=True)
@@ -584,7 +592,7 @@ def main() -> int:
                 continue
             if not mode.startswith("tp") and args.reduce_dtype == "bf16":
                 par = {**par, "param_dtype": "bf16", "reduce_dtype": "bf16"}
-            spec = {**base, "parallel": par, "check": not checked}
+            spec = {**base, "parallel": par, "check": not checked, "muon": mode.endswith("_muon")}
             t0 = time.perf_counter()
             ranks, tail = torchrun(n, spec, args.timeout)
             wall = time.perf_counter() - t0
@@ -627,17 +635,18 @@ def main() -> int:
     )
     print()
     print(
-        "| mode | N | Φ-bytes | all-reduce | reduce-scatter | all-gather | broadcast | bulk / Φ-bytes "
+        "| mode | N | Φ-bytes | all-reduce | reduce-scatter | all-gather | broadcast "
+        "| reduce, gather, scatter | bulk / Φ-bytes "
         "| seeds × (N−1)/N | small (count, bytes) | total / Φ-bytes | gloo / Φ-bytes |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         if row["mode"].startswith("tp"):
             continue
         if row["status"] != "ok":
             print(
                 f"| {row['mode']} | {row['nproc']} | {fmt_bytes(phi * elem)} | {row['status']} |"
-                + " |" * 8
+                + " |" * 9
             )
             continue
         s, n = row["summary"], row["nproc"]
@@ -645,6 +654,7 @@ def main() -> int:
             fmt_bytes(s["by_op"].get(k, 0.0))
             for k in ("all_reduce", "reduce_scatter", "all_gather", "broadcast")
         ]
+        ops.append(fmt_bytes(sum(s["by_op"].get(k, 0.0) for k in ("reduce", "gather", "scatter"))))
         pb = s["phi_bytes"]
         print(
             f"| {row['mode']} | {n} | {fmt_bytes(pb)} | {' | '.join(ops)} | {s['bulk'] / pb:.3f} "
@@ -655,6 +665,19 @@ def main() -> int:
         print(
             "(DDP reduces its fp32 gradients: parallel.reduce_dtype is FSDP2's knob, so its row is 2× here)"
         )
+    for row in rows:  # Muon's traffic over AdamW's on the same layout (issue 14: <= 1.25)
+        base_row = next(
+            (
+                r
+                for r in rows
+                if r["mode"] == row["mode"].removesuffix("_muon") and r["nproc"] == row["nproc"]
+            ),
+            None,
+        )
+        if row["mode"].endswith("_muon") and row["status"] == "ok" and base_row:
+            if base_row["status"] == "ok":
+                ratio = row["summary"]["total"] / base_row["summary"]["total"]
+                print(f"Muon / AdamW bytes, {base_row['mode']} N={row['nproc']}: {ratio:.3f}")
     tp_rows = [r for r in rows if r["mode"].startswith("tp")]
     if tp_rows:
         print()
