@@ -100,3 +100,25 @@ def test_hf_export_from_a_sharded_checkpoint_equals_the_one_process_export(tmp_p
         with torch.no_grad():
             logits.append(hf(ids).logits)
     torch.testing.assert_close(logits[1], logits[0], rtol=1e-4, atol=1e-5)
+
+
+def test_muon_momentum_reshards(tmp_path):
+    """Muon's momentum is sharded like the parameters (FSDP2) or held by
+    ZeRO-1's owners; a ZeRO-3 checkpoint resumes under ZeRO-1 and on one
+    process with the uninterrupted run's losses."""
+    muon = copy.deepcopy(BASE) | {"optim": {"name": "muon", "lr": 1e-2, "muon_lr": 0.02}}
+    straight = Trainer(config(tmp_path / "straight", **muon), *data(), log=lambda _: None).fit()
+    want = [r["loss"] for r in straight]
+    saved = tmp_path / "saved"
+    first = torchrun(2, saved, muon | {"parallel": {"zero": 3}}, until=3)
+    assert first[0]["losses"] == pytest.approx(want[:3], rel=1e-5)
+    zero1 = tmp_path / "zero1"
+    shutil.copytree(saved, zero1)
+    again = torchrun(2, zero1, muon | {"parallel": {"zero": 1}})
+    assert all(r["start"] == 3 for r in again)
+    assert again[0]["losses"] == pytest.approx(want[3:], rel=1e-5)
+    one = tmp_path / "one"
+    shutil.copytree(saved, one)
+    resumed = Trainer(config(one, **muon), *data(), log=lambda _: None)
+    assert resumed.step == 3
+    assert [r["loss"] for r in resumed.fit()] == pytest.approx(want[3:], rel=1e-5)
