@@ -106,6 +106,7 @@ MODES: dict[str, tuple[Any, float | None]] = {
     # traffic); under ZeRO-3 each matrix goes to its owner and back (gather + scatter).
     "zero1_muon": (lambda n: {"zero": 1}, 2.0),
     "zero3_muon": (lambda n: {"dp_shard": n, "zero": 3}, 3.0),
+    "zero3_muon_gather_all": (lambda n: {"dp_shard": n, "zero": 3}, 3.0),
     "tp": (lambda n: {"dp_shard": 1, "tp": n, "sequence_parallel": False}, None),
     "tp_sp": (lambda n: {"dp_shard": 1, "tp": n, "sequence_parallel": True}, None),
 }
@@ -295,6 +296,13 @@ def check_counter() -> dict[str, Any]:
 # ---- one mode under torchrun (the worker) ----------------------------------------
 
 
+def _muon_scheme(mode: str) -> str | None:
+    """The ``optim.muon_sharded`` of a ``*_muon`` mode (None: AdamW)."""
+    if mode.endswith("_muon_gather_all"):
+        return "gather_all"
+    return "owner" if mode.endswith("_muon") else None
+
+
 def train_config(spec: dict[str, Any], out_dir: str):
     from fastllm.train import TrainConfig
 
@@ -310,7 +318,13 @@ def train_config(spec: dict[str, Any], out_dir: str):
                 "tie_embeddings": False,
             },
             "optim": (
-                {"name": "muon", "lr": 1e-3, "muon_lr": 0.02, "weight_decay": 0.0}
+                {
+                    "name": "muon",
+                    "lr": 1e-3,
+                    "muon_lr": 0.02,
+                    "weight_decay": 0.0,
+                    "muon_sharded": spec["muon"],
+                }
                 if spec.get("muon")
                 else {"name": "adamw", "lr": 1e-3, "weight_decay": 0.0}
             ),
@@ -592,7 +606,7 @@ def main() -> int:
                 continue
             if not mode.startswith("tp") and args.reduce_dtype == "bf16":
                 par = {**par, "param_dtype": "bf16", "reduce_dtype": "bf16"}
-            spec = {**base, "parallel": par, "check": not checked, "muon": mode.endswith("_muon")}
+            spec = {**base, "parallel": par, "check": not checked, "muon": _muon_scheme(mode)}
             t0 = time.perf_counter()
             ranks, tail = torchrun(n, spec, args.timeout)
             wall = time.perf_counter() - t0
@@ -670,14 +684,14 @@ def main() -> int:
             (
                 r
                 for r in rows
-                if r["mode"] == row["mode"].removesuffix("_muon") and r["nproc"] == row["nproc"]
+                if r["mode"] == row["mode"].split("_muon")[0] and r["nproc"] == row["nproc"]
             ),
             None,
         )
-        if row["mode"].endswith("_muon") and row["status"] == "ok" and base_row:
+        if "_muon" in row["mode"] and row["status"] == "ok" and base_row:
             if base_row["status"] == "ok":
                 ratio = row["summary"]["total"] / base_row["summary"]["total"]
-                print(f"Muon / AdamW bytes, {base_row['mode']} N={row['nproc']}: {ratio:.3f}")
+                print(f"Muon / AdamW bytes, {row['mode']} N={row['nproc']}: {ratio:.3f}")
     tp_rows = [r for r in rows if r["mode"].startswith("tp")]
     if tp_rows:
         print()

@@ -28,6 +28,7 @@ BASE = {
     "train": {"steps": 5, "batch": 8, "grad_accum": 2, "clip": 0.5, "dist_timeout_s": 60},
 }
 MUON = {"optim": {"name": "muon", "lr": 1e-2, "muon_lr": 0.02}}
+MUON_GATHER_ALL = {"optim": {**MUON["optim"], "muon_sharded": "gather_all"}}
 UNEVEN = {"dim": 16, "n_heads": 4, "n_kv_heads": 1, "ffn_dim": 30}
 INTERLEAVED = {"pp": 2, "pp_schedule": "interleaved_1f1b", "pp_virtual": 2, "pp_microbatches": 4}
 MODES = {
@@ -39,6 +40,7 @@ MODES = {
     "ddp_muon": (2, {"dp_replicate": 2, "dp_shard": 1}, {}, MUON),
     "zero2_muon": (2, {"zero": 2}, {}, MUON),
     "zero3_muon": (2, {"zero": 3}, {}, MUON),
+    "zero3_muon_gather_all": (2, {"zero": 3}, {}, MUON_GATHER_ALL),
     # Matrices that straddle shards: 4-row k/v (one row per rank), 30-row MLP
     # matrices (not divisible by 4, the last rank's slice shorter).
     "zero3_n4_uneven_muon": (4, {"zero": 3}, UNEVEN, MUON),

@@ -129,6 +129,9 @@ class Muon(torch.optim.Optimizer):
     The AdamW groups use ``betas`` and ``eps`` and their own ``lr`` and
     ``weight_decay`` (decoupled, as ``torch.optim.AdamW``).
 
+    ``sharded`` says how DTensor (FSDP2, TP) matrices are orthogonalized
+    whole: ``owner`` or ``gather_all`` (:mod:`fastllm.optim.sharded_muon`).
+
     ``ns_dtype`` is the Newton–Schulz compute dtype; None picks per device:
     bfloat16 on CUDA (fast on tensor cores), float32 elsewhere (CPUs without
     bf16 matmul units run the small bf16 matmuls 2.5-5x slower; see
@@ -153,6 +156,7 @@ class Muon(torch.optim.Optimizer):
         scale: str = "kellerjordan",
         *,
         ns_dtype: torch.dtype | None = None,
+        sharded: str = "owner",
         betas: tuple[float, float] = (0.9, 0.95),
         eps: float = 1e-8,
     ) -> None:
@@ -164,6 +168,7 @@ class Muon(torch.optim.Optimizer):
             ns_steps=ns_steps,
             scale=scale,
             ns_dtype=ns_dtype,
+            sharded=sharded,
             use_muon=True,
             betas=tuple(betas),
             eps=eps,
@@ -176,6 +181,7 @@ class Muon(torch.optim.Optimizer):
         super().__setstate__(state)
         for group in self.param_groups:
             group.setdefault("ns_dtype", None)
+            group.setdefault("sharded", "owner")
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
@@ -199,6 +205,10 @@ class Muon(torch.optim.Optimizer):
         if not (g["ns_dtype"] is None or isinstance(g["ns_dtype"], torch.dtype)):
             raise ValueError(
                 f"Muon param_groups[{i}].ns_dtype must be a torch.dtype or None, got {g['ns_dtype']!r}"
+            )
+        if g["sharded"] not in ("owner", "gather_all"):
+            raise ValueError(
+                f"Muon param_groups[{i}].sharded must be owner or gather_all, got {g['sharded']!r}"
             )
         if not (isinstance(g["ns_steps"], int) and g["ns_steps"] >= 1):
             raise ValueError(
@@ -255,6 +265,7 @@ class Muon(torch.optim.Optimizer):
             locals_ = orthogonalize_sharded(
                 [updates[i] for i in sharded],
                 lambda X: newton_schulz(X, steps=steps, dtype=ns_dtype),
+                gather_all=group["sharded"] == "gather_all",
             )
             for i, u in zip(sharded, locals_, strict=True):
                 scale = update_scale(group["scale"], params[i].shape)

@@ -64,6 +64,12 @@ class OptimConfig(Section):
     muon_ns_dtype: Literal["auto", "bf16", "fp32"] = knob(
         "auto", "Newton-Schulz compute dtype: auto (bf16 on CUDA, fp32 elsewhere), bf16 or fp32"
     )
+    muon_sharded: Literal["owner", "gather_all"] = knob(
+        "owner",
+        "sharded matrices (FSDP2, TP): owner (each matrix gathered to one rank, orthogonalized "
+        "there, slices sent back) or gather_all (every rank gathers and orthogonalizes every "
+        "matrix, the Moonlight scheme)",
+    )
     muon_params: tuple[str, ...] = knob((), "glob patterns of parameter names forced onto Muon")
     adamw_params: tuple[str, ...] = knob((), "glob patterns of parameter names forced onto AdamW")
 
@@ -197,6 +203,7 @@ def build_optimizer(
         ns_steps=config.muon_ns_steps,
         scale=config.muon_scale,
         ns_dtype=NS_DTYPES[config.muon_ns_dtype],
+        sharded=config.muon_sharded,
         betas=config.betas,
         eps=config.eps,
     )

@@ -71,26 +71,29 @@ def _single_shard_dim(t: Any) -> int | None:
 def orthogonalize_sharded(
     updates: list[Any],
     orthogonalize: Callable[[Tensor], Tensor],
+    gather_all: bool = False,
 ) -> list[Tensor]:
     """The local slices of ``orthogonalize(whole update)`` for each DTensor
     in ``updates`` (momentum updates of 2-D parameters, sharded as the
     parameters are). ``orthogonalize`` takes a batch [k, m, n] of wide
-    matrices and returns theirs; tall matrices go through it transposed."""
+    matrices and returns theirs; tall matrices go through it transposed.
+    ``gather_all``: every matrix by the Moonlight scheme (gathered whole and
+    orthogonalized on every rank), for comparison."""
     out: list[Tensor | None] = [None] * len(updates)
     by_group: dict[Any, list[int]] = {}
     gathered: list[int] = []
     for i, u in enumerate(updates):
-        d = _single_shard_dim(u)
+        d = None if gather_all else _single_shard_dim(u)
         if d is None:
             gathered.append(i)
         else:
             by_group.setdefault((id(u.device_mesh), d), []).append(i)
     for idx in by_group.values():
         _owner_scheme([updates[i] for i in idx], orthogonalize, [out, idx])
-    for i in gathered:
-        u = updates[i]
-        whole = _batched(orthogonalize, [u.full_tensor()])[0]
-        out[i] = _local_part(whole, u)
+    if gathered:
+        wholes = _batched(orthogonalize, [updates[i].full_tensor() for i in gathered])
+        for i, whole in zip(gathered, wholes, strict=True):
+            out[i] = _local_part(whole, updates[i])
     return out  # type: ignore[return-value]
 
 
