@@ -3,6 +3,7 @@
     python benches/python/bench_muon.py [--steps 150] [--adamw-lrs 1e-3,3e-3,1e-2]
         [--muon-lrs 0.02,0.04,0.08] [--out runs/bench_muon]
     python benches/python/bench_muon.py --overhead-only [--steps 40] [--batches 16,64]
+    python benches/python/bench_muon.py --nproc 2      # every run on 2 gloo processes (FSDP2)
 
 Same model (the tiny decoder over bytes, vocab 256), same data (the UTF-8
 bytes of the Python standard library's own sources, a held-out tail for
@@ -44,6 +45,55 @@ from fastllm.train.data import split, stdlib_bytes
 
 
 def run(args, name: str, lr: float, adamw_lr: float, train, val) -> dict:
+    """One training run: here, or with ``--nproc`` > 1 under torchrun (gloo)."""
+    if args.nproc > 1:
+        return run_torchrun(args, name, lr, adamw_lr)
+    return run_here(args, name, lr, adamw_lr, train, val)
+
+
+def run_torchrun(args, name: str, lr: float, adamw_lr: float) -> dict:
+    """``run_here`` on ``--nproc`` processes (FSDP2 over them: the default
+    layout; Muon's matrices orthogonalized whole by their owners); rank 0's
+    result."""
+    import shutil
+    import subprocess
+
+    exe = Path(sys.executable).with_name("torchrun")
+    launcher = [str(exe)] if exe.is_file() else [sys.executable, "-m", "torch.distributed.run"]
+    payload = json.dumps({"args": vars(args), "name": name, "lr": lr, "adamw_lr": adamw_lr})
+    cmd = [*launcher, "--standalone", "--nproc_per_node", str(args.nproc), __file__, "--worker", payload]
+    wrap = [shutil.which("timeout"), "1800"] if shutil.which("timeout") else []
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads or 1)}
+    proc = subprocess.run(wrap + cmd, env=env, capture_output=True, text=True)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if not lines:
+        raise RuntimeError(f"{name} lr {lr}: no result\n{proc.stderr[-3000:]}")
+    for x in proc.stdout.splitlines():
+        if x.startswith("  "):
+            print(x, flush=True)
+    return json.loads(lines[0][7:])
+
+
+def worker(payload: dict) -> None:
+    from fastllm.parallel import teardown
+
+    args = argparse.Namespace(**payload["args"])
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train_tokens, val_tokens = split(stdlib_bytes(args.bytes), 0.05)
+    train, val = TokenStream.factory(train_tokens), TokenStream.factory(val_tokens, shuffle=False)
+    rank = int(os.environ.get("RANK", "0"))
+    if rank:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the progress lines of rank 0 only
+    result = run_here(args, payload["name"], payload["lr"], payload["adamw_lr"], train, val)
+    if rank == 0:
+        sys.stdout.write("RESULT " + json.dumps(result) + "\n")
+        sys.stdout.flush()
+    teardown()
+    os._exit(0)
+
+
+def run_here(args, name: str, lr: float, adamw_lr: float, train, val) -> dict:
     optim = {"name": name, "lr": adamw_lr if name == "muon" else lr, "weight_decay": 0.0}
     if name == "muon":
         optim["muon_lr"] = lr
@@ -231,6 +281,12 @@ def main() -> int:
         help="torch threads (1: tiny matmuls gain little from 2, and lose much when cores are shared)",
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="processes per run under torchrun (gloo; FSDP2 over them, the default layout)",
+    )
     ap.add_argument("--out", default="runs/bench_muon")
     ap.add_argument(
         "--overhead-only",
@@ -337,4 +393,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--worker":
+        worker(json.loads(sys.argv[2]))
     raise SystemExit(main())
