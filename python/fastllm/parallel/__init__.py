@@ -12,6 +12,7 @@ from fastllm.parallel.parallelize import (
     loss_context,
     no_sync,
     parallelize,
+    reduce_partial_grads,
     sharded_optimizer,
     uses_loss_parallel,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "loss_context",
     "no_sync",
     "parallelize",
+    "reduce_partial_grads",
     "setup",
     "sharded_optimizer",
     "teardown",

@@ -282,6 +282,20 @@ def no_sync(net: nn.Module, sync: bool) -> Iterator[None]:
         yield
 
 
+def reduce_partial_grads(params: Iterable[torch.Tensor]) -> None:
+    """Finish the gradients DTensor left as pending sums (``Partial``: under
+    sequence parallelism, the norms' weights, whose gradient each rank holds
+    for its slice of the sequence): one all-reduce each, after backward, to
+    the parameter's own layout. Left partial, every later use (the gradient
+    norm, each of AdamW's foreach ops) would all-reduce it again."""
+    from torch.distributed.tensor import DTensor, Partial
+
+    for p in params:
+        g = p.grad
+        if isinstance(g, DTensor) and any(isinstance(x, Partial) for x in g.placements):
+            p.grad = g.redistribute(g.device_mesh, p.placements)
+
+
 def clip_grad_norm(
     params: Iterable[torch.Tensor],
     max_norm: float,

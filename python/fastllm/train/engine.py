@@ -31,7 +31,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from fastllm.parallel import Mesh, ZeroOne, clip_grad_norm, local_value, loss_context, no_sync
+from fastllm.parallel import (
+    Mesh,
+    ZeroOne,
+    clip_grad_norm,
+    local_value,
+    loss_context,
+    no_sync,
+    reduce_partial_grads,
+)
 from fastllm.train import checkpoint as ckpt
 from fastllm.train.objectives import IGNORE, Objective, token_loss_sums
 
@@ -108,6 +116,7 @@ class Engine:
     def clip_grad_norm(self, max_norm: float) -> float:
         """Unscale (fp16) and clip the global gradient norm (``max_norm <= 0``:
         no clipping); returns the norm before clipping."""
+        reduce_partial_grads(self.model.parameters())
         self.scaler.unscale_(self.optimizer)
         return clip_grad_norm(
             self.model.parameters(), max_norm, self.mesh, dp_partitioned=self.zero_one is not None
