@@ -12,11 +12,14 @@ one device mesh, built once; every wrapper takes its sub-mesh:
   whole parameters and gradients, each parameter's optimizer state on one
   owner rank;
 - ``tp``: Megatron-style tensor parallelism (column-wise q/k/v and w1/w3,
-  row-wise o and w2), with sequence parallelism on the norms;
+  row-wise o and w2), with sequence parallelism on the norms and the
+  vocabulary-parallel loss (``loss_parallel``: logits never gathered);
 - ``pp``: pipeline stages (``torch.distributed.pipelining``, GPipe, 1F1B or
   interleaved 1F1B with ``pp_virtual`` stages per rank, over
   ``pp_microbatches``): the blocks split evenly, the embedding on the first
-  stage, the final norm and head on the last.
+  stage, the final norm and head on the last;
+- ``fsdp_one_process``: FSDP2 on a process group of one (the ZeRO-3 path and
+  its mixed precision on a single GPU).
 
 ``backend = "deepspeed"`` hands data parallelism to a DeepSpeed engine
 instead (:mod:`fastllm.parallel.deepspeed`): ZeRO stage ``zero`` (1, 2 or 3)
