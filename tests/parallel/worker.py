@@ -26,7 +26,7 @@ def shard_local_newton_schulz() -> None:
     orthogonalizes its own slice of a sharded matrix."""
     from fastllm.optim import sharded_muon
 
-    def local(updates, orthogonalize):
+    def local(updates, orthogonalize, gather_all=False):
         return [orthogonalize(u.to_local().unsqueeze(0))[0] for u in updates]
 
     sharded_muon.orthogonalize_sharded = local

@@ -137,39 +137,48 @@ def _owner_scheme(
     owners = assign_owners(shapes, n)
     dtype = updates[0].to_local().dtype
     device = updates[0].to_local().device
+    plan = []  # per owner: (its matrices, their padded slice sizes, global rank)
     for owner in range(n):
         mine = [i for i, o in enumerate(owners) if o == owner]
-        if not mine:
-            continue
-        sizes = [rows[i] * shapes[i][1] for i in mine]
+        if mine:
+            sizes = [rows[i] * shapes[i][1] for i in mine]
+            plan.append((owner, mine, sizes, dist.get_global_rank(group, owner)))
+    # 1. Every owner gathers its matrices' slices (data movement only)...
+    received = None
+    for owner, mine, sizes, dst in plan:
         flat = torch.zeros(sum(sizes), dtype=dtype, device=device)
         offset = 0
         for i, size in zip(mine, sizes, strict=True):
             local = updates[i].to_local()
             flat[offset : offset + local.numel()] = local.reshape(-1)
             offset += size
-        dst = dist.get_global_rank(group, owner)
         chunks = [torch.empty_like(flat) for _ in range(n)] if me == owner else None
         dist.gather(flat, chunks, dst=dst, group=group)
-        pieces = None
         if me == owner:
-            wholes = []
+            received = (mine, sizes, chunks)
+    # 2. ...then all owners orthogonalize at once (each its own matrices)...
+    pieces = None
+    if received is not None:
+        mine, sizes, chunks = received
+        wholes = []
+        for k, i in enumerate(mine):
+            start = sum(sizes[:k])
+            parts = [c[start : start + sizes[k]].view(rows[i], shapes[i][1]) for c in chunks]
+            wholes.append(torch.cat(parts)[: shapes[i][0]])
+        results = _batched(orthogonalize, wholes)
+        pieces = []
+        for r in range(n):
+            buf = torch.zeros(sum(sizes), dtype=dtype, device=device)
+            start = 0
             for k, i in enumerate(mine):
-                start = sum(sizes[:k])
-                parts = [c[start : start + sizes[k]].view(rows[i], shapes[i][1]) for c in chunks]
-                wholes.append(torch.cat(parts)[: shapes[i][0]])
-            results = _batched(orthogonalize, wholes)
-            pieces = []
-            for r in range(n):
-                buf = torch.zeros_like(flat)
-                start = 0
-                for k, i in enumerate(mine):
-                    part = results[k][r * rows[i] : (r + 1) * rows[i]].to(dtype).reshape(-1)
-                    buf[start : start + part.numel()] = part
-                    start += sizes[k]
-                pieces.append(buf)
-        back = torch.empty_like(flat)
-        dist.scatter(back, pieces, src=dst, group=group)
+                part = results[k][r * rows[i] : (r + 1) * rows[i]].to(dtype).reshape(-1)
+                buf[start : start + part.numel()] = part
+                start += sizes[k]
+            pieces.append(buf)
+    # 3. ...and each sends every rank its slices back.
+    for owner, mine, sizes, src in plan:
+        back = torch.empty(sum(sizes), dtype=dtype, device=device)
+        dist.scatter(back, pieces if me == owner else None, src=src, group=group)
         start = 0
         for k, i in enumerate(mine):
             local = updates[i].to_local()
